@@ -1,0 +1,226 @@
+"""The `jisik` command: a thin shell over jisik.app, for people (Korean-friendly text) and
+scripts (--json, one JSON object per line)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .documents import InputError
+from .store import resolve_db_path
+
+
+def db_option(f):
+    return click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
+                        help="Store file (default: $JISIK_DB, else ~/.local/share/jisik/jisik.db).")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(f)
+
+
+def emit(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def open_app(db, create=False, **kwargs):
+    from .app import Jisik
+
+    try:
+        return Jisik.open(db, create=create, **kwargs)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="jisik")
+def main() -> None:
+    """jisik (지식): Korean question answering over your own documents, kept current."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+@json_option
+@click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None,
+              help="Dense encoder for a new store (default use). Fixed once the store exists.")
+@click.option("--analyzer", type=click.Choice(["kiwi", "mecab"]), default=None,
+              help="Morphological analyser for a new store (default kiwi).")
+def ingest(paths, db, as_json, encoder, analyzer):
+    """Add or update documents: .jsonl/.jsonl.gz records, .txt/.md files, or folders of them."""
+    from tqdm import tqdm
+
+    app = open_app(db, create=True, encoder=encoder, analyzer=analyzer)
+    with tqdm(unit=" docs", desc="ingest", file=sys.stderr, disable=as_json or None) as bar:
+        report = app.ingest_paths(paths, progress=bar)
+    for problem in report.problems:
+        click.echo(f"경고: {problem}", err=True)
+    if as_json:
+        emit(report.to_json())
+    else:
+        r = report.to_json()
+        click.echo(f"문서 {report.documents}건 처리 (추가 {r['added']}, 갱신 {r['updated']}, 변경 없음 {r['unchanged']}), "
+                   f"패시지 {r['passages']}개, {r['seconds']}초 ({r['documents_per_s']} 문서/s, "
+                   f"{r['passages_per_s']} 패시지/s), 문제 {len(report.problems)}건 → {app.store.path}")
+    app.close()
+    if report.problems and report.documents == 0:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--batch", type=click.Path(exists=True, dir_okay=False),
+              help='JSONL of {"id", "question", "candidate_ids"?, "as_of"?}; one result line each.')
+@click.option("--as-of", "as_of", default=None, help="See the documents as they were on this date (YYYY-MM-DD).")
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense"]), default="hybrid", show_default=True)
+@db_option
+@json_option
+def search(query, k, batch, as_of, mode, db, as_json):
+    """Find the passages that best match QUERY."""
+    from .retrieve import timed_search
+
+    if (query is None) == (batch is None):
+        raise click.UsageError("give a QUERY or --batch FILE (not both)")
+    app = open_app(db)
+    try:
+        if batch:
+            for item in _batch_lines(batch):
+                if "error" in item:
+                    emit(item)
+                    continue
+                hits, ms = timed_search(app.retriever, item["question"], k=k, mode=mode,
+                                        candidate_ids=item.get("candidate_ids"), as_of=item.get("as_of") or as_of)
+                emit({"id": item["id"], "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
+            return
+        hits, ms = timed_search(app.retriever, query, k=k, mode=mode, as_of=as_of)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        emit({"query": query, "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
+        return
+    if not hits:
+        click.echo("검색 결과가 없습니다.")
+    for rank, h in enumerate(hits, 1):
+        date = f" · {h.published_at[:10]}" if h.published_at else ""
+        click.echo(f"{rank:>2}. {h.title or h.id} [{h.id} v{h.version}{date}] 점수 {h.score:.3f}")
+        snippet = h.text.replace("\n", " ")
+        click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+    click.echo(f"({len(hits)}건, {ms:.1f} ms)", err=True)
+
+
+def _hit_json(h) -> dict:
+    return {"id": h.id, "title": h.title, "score": round(h.score, 6), "text": h.text, "start": h.start,
+            "end": h.end, "version": h.version, "published_at": h.published_at}
+
+
+def _batch_lines(path):
+    """Parsed batch input; a bad line yields {"id", "error"} so outputs stay one per input."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw.decode("utf-8"))
+                if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+                    raise ValueError("expected an object with a 'question' string")
+                cids = item.get("candidate_ids")
+                if cids is not None and not (isinstance(cids, list) and all(isinstance(c, str) for c in cids)):
+                    raise ValueError("'candidate_ids' must be a list of strings")
+                item.setdefault("id", str(lineno))
+                yield item
+            except (UnicodeDecodeError, ValueError) as exc:
+                click.echo(f"경고: {path}:{lineno}: {exc}", err=True)
+                yield {"id": str(lineno), "error": f"line {lineno}: {exc}"}
+
+
+@main.command()
+@db_option
+@json_option
+def stats(db, as_json):
+    """Counts of documents, versions, passages and remembered answers."""
+    app = open_app(db)
+    s = app.stats()
+    if as_json:
+        emit(s)
+        return
+    labels = {"path": "저장소", "documents": "현재 문서", "deleted_documents": "삭제된 문서", "versions": "버전",
+              "passages": "현재 패시지", "passages_all_versions": "전체 패시지(모든 버전)", "characters": "글자 수",
+              "memories": "기억된 답변", "bytes": "파일 크기(바이트)", "encoder": "인코더", "analyzer": "형태소 분석기"}
+    for key, value in s.items():
+        click.echo(f"{labels.get(key, key)}: {value}")
+
+
+@main.command()
+@click.argument("doc_ids", nargs=-1, required=True)
+@db_option
+@json_option
+def delete(doc_ids, db, as_json):
+    """Remove documents from search and answers from now on (history and as-of keep them)."""
+    app = open_app(db)
+    missing = []
+    for doc_id in doc_ids:
+        ok = app.delete(doc_id)
+        if not ok:
+            missing.append(doc_id)
+        if as_json:
+            emit({"id": doc_id, "deleted": ok})
+        elif ok:
+            click.echo(f"삭제됨: {doc_id}")
+        else:
+            click.echo(f"없음(이미 삭제되었거나 존재하지 않음): {doc_id}", err=True)
+    if missing and len(missing) == len(doc_ids):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("doc_id")
+@db_option
+@json_option
+def history(doc_id, db, as_json):
+    """Every version of a document, with the time each was current."""
+    app = open_app(db)
+    versions = app.history(doc_id)
+    if not versions:
+        raise click.ClickException(f"문서가 없습니다: {doc_id}")
+    for v in versions:
+        if as_json:
+            emit(v.__dict__)
+        else:
+            until = "현재" if v.valid_to is None else v.valid_to
+            flag = " (삭제됨)" if v.deleted else ""
+            click.echo(f"v{v.version}: {v.valid_from} ~ {until}{flag} · {v.title} · 패시지 {v.passages}개")
+
+
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure jisik on your own data (see docs/benchmarks.md)."""
+
+
+@eval_group.command(name="retrieval")
+@click.option("--passages", "passages", multiple=True, required=True, type=click.Path(exists=True),
+              help="Documents to search (repeatable).")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--limit", type=int, default=None, help="Use only the first N questions.")
+@click.option("--modes", default="lexical,dense,hybrid", show_default=True)
+@click.option("--no-spaces", is_flag=True, help="Also run every question with its spaces removed.")
+@click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
+@db_option
+@json_option
+def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as_json):
+    """Ingest into a fresh (or the given) store and report recall, MRR, nDCG and latency."""
+    from .eval import evaluate_retrieval
+
+    result = evaluate_retrieval(passages, questions, db=db, limit=limit, modes=modes.split(","),
+                                no_spaces=no_spaces, encoder=encoder)
+    if as_json:
+        emit(result)
+    else:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

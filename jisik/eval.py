@@ -1,0 +1,129 @@
+"""Evaluation: retrieval recall/MRR/nDCG and latency on question sets with gold labels.
+
+Question lines: {"id", "question", "gold_id"?, "answers"?, "relevant_pages"?}.
+gold_id and relevant_pages are document ids; answers are strings a good passage contains.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .documents import Hit
+
+RECALL_KS = (1, 5, 20)
+
+
+def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    out = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(json.loads(line))
+                if limit is not None and len(out) >= limit:
+                    break
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def score_rankings(questions: list[dict], rankings: list[list[Hit]], latencies_ms: list[float],
+                   ks: Iterable[int] = RECALL_KS) -> dict:
+    """Recall@k and MRR@10 by gold document, answer-string recall@k, page nDCG@10/recall@100."""
+    ks = tuple(ks)
+    by_doc = {k: [] for k in ks}
+    by_answer = {k: [] for k in ks}
+    rr, ndcg, recall100 = [], [], []
+    for q, hits in zip(questions, rankings):
+        ids = [h.id for h in hits]
+        if q.get("gold_id"):
+            gold = q["gold_id"]
+            for k in ks:
+                by_doc[k].append(gold in ids[:k])
+            rank = ids.index(gold) + 1 if gold in ids[:10] else None
+            rr.append(1.0 / rank if rank else 0.0)
+        if q.get("answers"):
+            contains = [any(a in h.text for a in q["answers"]) for h in hits]
+            for k in ks:
+                by_answer[k].append(any(contains[:k]))
+        if q.get("relevant_pages"):
+            relevant = set(map(str, q["relevant_pages"]))
+            gains = [1.0 if i in relevant else 0.0 for i in ids[:10]]
+            dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains))
+            ideal = sum(1.0 / math.log2(r + 2) for r in range(min(len(relevant), 10)))
+            ndcg.append(dcg / ideal)
+            recall100.append(len(relevant & set(ids[:100])) / len(relevant))
+    out: dict = {"questions": len(questions)}
+    if rr:
+        out.update({f"recall@{k}": _mean(by_doc[k]) for k in ks})
+        out["mrr@10"] = _mean(rr)
+    if by_answer[ks[0]]:
+        out.update({f"answer_recall@{k}": _mean(by_answer[k]) for k in ks})
+    if ndcg:
+        out["page_ndcg@10"] = _mean(ndcg)
+        out["page_recall@100"] = _mean(recall100)
+    out["latency_ms_p50"] = round(percentile(latencies_ms, 50), 2)
+    out["latency_ms_p95"] = round(percentile(latencies_ms, 95), 2)
+    return out
+
+
+def _mean(values) -> float:
+    return round(float(np.mean(values)), 4) if len(values) else float("nan")
+
+
+def run_queries(search: Callable[[str], list[Hit]], questions: list[dict],
+                transform: Callable[[str], str] = lambda q: q) -> tuple[list[list[Hit]], list[float]]:
+    rankings, latencies = [], []
+    for q in questions:
+        start = time.perf_counter()
+        rankings.append(search(transform(q["question"])))
+        latencies.append((time.perf_counter() - start) * 1000)
+    return rankings, latencies
+
+
+def remove_spaces(text: str) -> str:
+    return "".join(text.split())
+
+
+def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str | None = None,
+                       limit: int | None = None, modes: Sequence[str] = ("lexical", "dense", "hybrid"),
+                       no_spaces: bool = False, encoder: str | None = None, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from .app import Jisik
+
+    tmp = None
+    if db is None:
+        tmp = tempfile.TemporaryDirectory(prefix="jisik-eval-")
+        db = str(Path(tmp.name) / "eval.db")
+    app = Jisik.open(db, encoder=encoder)
+    with tqdm(unit=" docs", desc="ingest", file=sys.stderr, disable=not progress) as bar:
+        report = app.ingest_paths(passages, progress=bar)
+    questions = read_jsonl(questions_path, limit)
+    depth = 100 if any(q.get("relevant_pages") for q in questions) else max(RECALL_KS)
+    app.retriever.index.refresh()
+    result: dict = {"ingest": report.to_json(), "store": app.stats(), "modes": {}}
+    result["ingest"].pop("problems")
+    for mode in modes:
+        def search(q, mode=mode):
+            return app.retriever.search(q, depth, mode=mode, refresh=False)
+        rankings, lat = run_queries(search, questions)
+        result["modes"][mode] = score_rankings(questions, rankings, lat)
+        if no_spaces:
+            rankings, lat = run_queries(search, questions, remove_spaces)
+            result["modes"][mode + "_no_spaces"] = score_rankings(questions, rankings, lat)
+    app.close()
+    if tmp is not None:
+        tmp.cleanup()
+    return result
