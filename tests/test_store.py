@@ -1,0 +1,96 @@
+"""Versions, as-of, deletion: the store's contract."""
+
+import pytest
+
+from jisik.app import Jisik
+from jisik.documents import InputError, chunk_sentences
+from jisik.korean import get_analyzer
+
+from .conftest import doc
+
+
+def test_db_location_precedence(tmp_path, monkeypatch):
+    from jisik.store import resolve_db_path
+
+    monkeypatch.setenv("JISIK_DB", str(tmp_path / "env.db"))
+    assert resolve_db_path(tmp_path / "flag.db") == tmp_path / "flag.db"
+    assert resolve_db_path(None) == tmp_path / "env.db"
+    monkeypatch.delenv("JISIK_DB")
+    assert str(resolve_db_path(None)).endswith("jisik/jisik.db")
+
+
+def test_reingest_unchanged_is_a_noop(app):
+    d = doc("a", "부산은 항구 도시이다.")
+    first = app.ingest_documents([d])
+    again = app.ingest_documents([doc("a", "부산은 항구 도시이다.")])
+    assert (first.added, again.added, again.unchanged) == (1, 0, 1)
+    s = app.stats()
+    assert (s["documents"], s["versions"], s["passages"]) == (1, 1, 1)
+
+
+def test_changed_content_makes_a_new_version_and_closes_the_old(app):
+    app.ingest_documents([doc("a", "기록은 52개이다.", published_at="2016-01-01")])
+    app.ingest_documents([doc("a", "기록은 58개이다.", published_at="2024-10-02")])
+    h = app.history("a")
+    assert [v.version for v in h] == [1, 2]
+    assert h[0].valid_to == h[1].valid_from == "2024-10-02"
+    assert h[1].valid_to is None and not h[1].deleted
+    assert app.store.document("a")["text"] == "기록은 58개이다."
+    assert app.store.document("a", as_of="2020-05-05")["text"] == "기록은 52개이다."
+    assert app.store.document("a", as_of="2015-01-01") is None
+
+
+def test_delete_closes_and_recreate_starts_a_new_version(app):
+    app.ingest_documents([doc("a", "첫 내용이다.", published_at="2020-01-01")])
+    assert app.delete("a")
+    assert not app.delete("a")
+    assert app.store.document("a") is None
+    assert app.history("a")[-1].deleted
+    assert app.stats()["documents"] == 0
+    app.ingest_documents([doc("a", "첫 내용이다.")])
+    h = app.history("a")
+    assert [v.version for v in h] == [1, 2] and h[-1].valid_to is None
+    assert h[1].valid_from >= h[0].valid_to
+
+
+def test_published_date_earlier_than_current_version_never_overlaps(app):
+    app.ingest_documents([doc("a", "새 내용.", published_at="2024-01-01")])
+    app.ingest_documents([doc("a", "더 새 내용.", published_at="2020-01-01")])
+    h = app.history("a")
+    assert h[1].valid_from == h[0].valid_to == "2024-01-01"
+
+
+def test_chunks_follow_sentences_and_keep_offsets():
+    text = "가나다라 마바사. " * 80
+    chunks = chunk_sentences(get_analyzer().sentences(text), text, max_chars=100)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert len(c.text) <= 100
+        assert c.text.endswith(".")
+
+
+def test_store_pins_its_encoder(tmp_path):
+    Jisik.open(tmp_path / "x.db", encoder="none").close()
+    with pytest.raises(ValueError, match="built with encoder 'none'"):
+        Jisik.open(tmp_path / "x.db", encoder="use")
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"text": "본문"}, "'id'"),
+    ({"id": "a"}, "'text'"),
+    ({"id": "a", "text": "   "}, "empty"),
+    ({"id": "a", "text": "본문", "published_at": "어제"}, "ISO date"),
+    ({"id": "a", "text": "본문", "metadata": [1]}, "metadata"),
+    (["a", "b"], "JSON object"),
+])
+def test_bad_records_get_clear_errors(record, message):
+    from jisik.documents import Document
+
+    with pytest.raises(InputError, match=message):
+        Document.from_record(record)
+
+
+def test_open_missing_store_without_create_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="jisik ingest"):
+        Jisik.open(tmp_path / "nope.db", create=False)
