@@ -7,17 +7,22 @@ cannot silently mix vectors from two models.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 from .documents import Document, Hit
 from .embed import get_encoder
 from .ingest import Ingester, IngestReport, read_paths
-from .korean import get_analyzer
+from .korean import MAX_TEXT_CHARS, get_analyzer, normalize
+from .memory import QuestionMemory
 from .retrieve import Retriever
 from .store import Store, VersionInfo, open_store
 
 DEFAULT_ENCODER = "use"
+READ_PASSAGES = 5  # passages the reader reads per question
 
 
 class Jisik:
@@ -27,6 +32,7 @@ class Jisik:
         self.analyzer_name = self._pin("analyzer", analyzer, "kiwi")
         self._retriever: Retriever | None = None
         self._reader = None
+        self._memory: QuestionMemory | None = None
 
     @classmethod
     def open(cls, db: str | os.PathLike | None = None, *, create: bool = True, **kwargs) -> "Jisik":
@@ -74,6 +80,70 @@ class Jisik:
 
     def search(self, query: str, k: int = 10, **kwargs) -> list[Hit]:
         return self.retriever.search(query, k, **kwargs)
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from .read import Reader
+
+            self._reader = Reader.load(analyzer=self.analyzer)
+        return self._reader
+
+    @property
+    def memory(self) -> QuestionMemory:
+        if self._memory is None:
+            self._memory = QuestionMemory(self.store, self.analyzer)
+        return self._memory
+
+    def ask(self, question: str, *, as_of: str | None = None, candidate_ids: list[str] | None = None,
+            use_memory: bool = True) -> dict:
+        """Answer with evidence, or decline. Plain current questions go through the memory first."""
+        self.warm_up()
+        start = time.perf_counter()
+        question = normalize(question).strip()[:MAX_TEXT_CHARS]
+        memorable = use_memory and as_of is None and candidate_ids is None and bool(question)
+        key = None
+        if memorable:
+            self.retriever.index.refresh()
+            key = self.memory.key(question)
+            remembered = self.memory.lookup(question, key, competition=self._newer_competition)
+            if remembered is not None:
+                out = dict(remembered.answer, from_memory=True)
+                out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
+                return out
+        hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
+                                     collapse=False)
+        answer = self.reader.answer(question, hits)
+        out = answer.to_json()
+        if memorable and not answer.abstained and answer.evidence is not None:
+            sources = sorted({(c.id, c.version) for c in answer.citations})
+            evidence_pid = next((h.passage_id for h in hits if h.id == answer.evidence.id
+                                 and h.start <= answer.evidence.start < h.end), None)
+            self.memory.remember(question, key, out, sources, watermark=int(self.retriever.index.passage_ids[-1]),
+                                 evidence_score=self._lexical_score(question, evidence_pid))
+        out["from_memory"] = False
+        out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
+        return out
+
+    def warm_up(self) -> None:
+        """Load models and indexes now, so that latencies measure answering, not loading."""
+        self.retriever, self.reader, self.memory
+
+    def _lexical_score(self, question: str, passage_id: int | None) -> float:
+        index = self.retriever.index
+        if passage_id is None:
+            return 0.0
+        pos = int(np.searchsorted(index.passage_ids, passage_id))
+        return float(index.lexical.scores(self.retriever.query_terms(question))[pos])
+
+    def _newer_competition(self, question: str, watermark: int) -> float:
+        """Best lexical score among current passages ingested after `watermark`."""
+        index = self.retriever.index
+        if not index.size or int(index.passage_ids[-1]) <= watermark:
+            return 0.0
+        scores = index.lexical.scores(self.retriever.query_terms(question))
+        mask = index.visible(min_passage_id=watermark)
+        return float(scores[mask].max()) if mask.any() else 0.0
 
     def history(self, doc_id: str) -> list[VersionInfo]:
         return self.store.history(doc_id)

@@ -112,6 +112,54 @@ def search(query, k, batch, as_of, mode, db, as_json):
     click.echo(f"({len(hits)}건, {ms:.1f} ms)", err=True)
 
 
+@main.command()
+@click.argument("question", required=False)
+@click.option("--batch", type=click.Path(exists=True, dir_okay=False),
+              help='JSONL of {"id", "question", "candidate_ids"?, "as_of"?}; one answer line each.')
+@click.option("--as-of", "as_of", default=None, help="Answer from the documents as they were on this date.")
+@click.option("--no-memory", is_flag=True, help="Always read the documents; skip remembered answers.")
+@db_option
+@json_option
+def ask(question, batch, as_of, no_memory, db, as_json):
+    """Answer a Korean QUESTION with the supporting sentence and its source, or decline."""
+    if (question is None) == (batch is None):
+        raise click.UsageError("give a QUESTION or --batch FILE (not both)")
+    app = open_app(db)
+    try:
+        if batch:
+            for item in _batch_lines(batch):
+                if "error" in item:
+                    emit(item)
+                    continue
+                out = app.ask(item["question"], as_of=item.get("as_of") or as_of,
+                              candidate_ids=item.get("candidate_ids"), use_memory=not no_memory)
+                if as_json:
+                    emit({"id": item["id"], **out})
+                else:
+                    click.echo(f"[{item['id']}] {item['question']}")
+                    _print_answer(out)
+            return
+        out = app.ask(question, as_of=as_of, use_memory=not no_memory)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        emit(out)
+    else:
+        _print_answer(out)
+
+
+def _print_answer(out: dict) -> None:
+    if out["abstained"]:
+        click.echo(f"  답: {out.get('reason') or '근거를 찾지 못했습니다'} (신뢰도 {out['confidence']:.2f})")
+        return
+    ev = out["evidence"]
+    date = f", {ev['published_at'][:10]} 기준" if ev.get("published_at") else ""
+    memo = " · 기억된 답변" if out.get("from_memory") else ""
+    click.echo(f"  답: {out['answer']} (신뢰도 {out['confidence']:.2f}{memo}, {out['latency_ms']:.0f} ms)")
+    click.echo(f"  근거: {ev['sentence']}")
+    click.echo(f"  출처: {ev['title'] or ev['id']} [{ev['id']} v{ev['version']}{date}]")
+
+
 def _hit_json(h) -> dict:
     return {"id": h.id, "title": h.title, "score": round(h.score, 6), "text": h.text, "start": h.start,
             "end": h.end, "version": h.version, "published_at": h.published_at}

@@ -56,11 +56,12 @@ CREATE INDEX IF NOT EXISTS passages_version ON passages(version_key);
 CREATE TABLE IF NOT EXISTS memories (
     memory_id INTEGER PRIMARY KEY,
     question TEXT NOT NULL,
-    terms TEXT NOT NULL,
     signature TEXT NOT NULL,
-    vector BLOB,
+    terms TEXT NOT NULL,
+    key_terms TEXT NOT NULL,
     answer TEXT NOT NULL,
     watermark INTEGER NOT NULL,
+    evidence_score REAL NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_signature ON memories(signature);
@@ -240,6 +241,44 @@ class SQLiteStore:
             "memories": q("SELECT COUNT(*) FROM memories").fetchone()[0],
             "bytes": self.path.stat().st_size if self.path.exists() else 0,
         }
+
+    # --- remembered answers -----------------------------------------------------------
+
+    def add_memory(self, question: str, signature: str, terms: str, key_terms: str, answer: str,
+                   sources: Sequence[tuple[str, int]], watermark: int, evidence_score: float) -> int | None:
+        """Remember an answer, unless a version it relied on stopped being current meanwhile."""
+        with self._write() as conn:
+            keys = []
+            for doc_id, version in sources:
+                row = conn.execute(
+                    "SELECT v.doc_key, v.version_key FROM versions v JOIN docs d USING (doc_key) "
+                    "WHERE d.doc_id=? AND v.version=? AND v.valid_to IS NULL", (doc_id, version)).fetchone()
+                if row is None:
+                    return None
+                keys.append(row)
+            memory_id = conn.execute(
+                "INSERT INTO memories(question, signature, terms, key_terms, answer, watermark, evidence_score, "
+                "created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (question, signature, terms, key_terms, answer, watermark, evidence_score, now_iso())).lastrowid
+            conn.executemany("INSERT INTO memory_sources VALUES (?,?,?)",
+                             [(memory_id, dk, vk) for dk, vk in set(keys)])
+        return memory_id
+
+    def memories_after(self, memory_id: int) -> list[tuple[int, str, str, str]]:
+        return self._conn.execute(
+            "SELECT memory_id, signature, terms, key_terms FROM memories WHERE memory_id > ? ORDER BY memory_id",
+            (memory_id,)).fetchall()
+
+    def verified_memory(self, memory_id: int) -> tuple[str, int, float] | None:
+        """A memory's answer if it still exists and every version it used is current."""
+        return self._conn.execute(
+            "SELECT m.answer, m.watermark, m.evidence_score FROM memories m WHERE m.memory_id=? AND NOT EXISTS "
+            "(SELECT 1 FROM memory_sources s JOIN versions v USING (version_key) "
+            " WHERE s.memory_id=m.memory_id AND v.valid_to IS NOT NULL)", (memory_id,)).fetchone()
+
+    def clear_memories(self) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM memories").rowcount
 
     # --- what the indexes read ------------------------------------------------------
 
