@@ -106,7 +106,7 @@ class Jisik:
         if memorable:
             self.retriever.index.refresh()
             key = self.memory.key(question)
-            remembered = self.memory.lookup(question, key, competition=self._newer_competition)
+            remembered = self.memory.lookup(question, key, newer_evidence=self._newer_evidence)
             if remembered is not None:
                 out = dict(remembered.answer, from_memory=True)
                 out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
@@ -117,10 +117,7 @@ class Jisik:
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:
             sources = sorted({(c.id, c.version) for c in answer.citations})
-            evidence_pid = next((h.passage_id for h in hits if h.id == answer.evidence.id
-                                 and h.start <= answer.evidence.start < h.end), None)
-            self.memory.remember(question, key, out, sources, watermark=int(self.retriever.index.passage_ids[-1]),
-                                 evidence_score=self._lexical_score(question, evidence_pid))
+            self.memory.remember(question, key, out, sources, watermark=int(self.retriever.index.passage_ids[-1]))
         out["from_memory"] = False
         out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return out
@@ -129,21 +126,23 @@ class Jisik:
         """Load models and indexes now, so that latencies measure answering, not loading."""
         self.retriever, self.reader, self.memory
 
-    def _lexical_score(self, question: str, passage_id: int | None) -> float:
-        index = self.retriever.index
-        if passage_id is None:
-            return 0.0
-        pos = int(np.searchsorted(index.passage_ids, passage_id))
-        return float(index.lexical.scores(self.retriever.query_terms(question))[pos])
+    def _newer_evidence(self, question: str, watermark: int) -> bool:
+        """Would a current passage ingested after `watermark` be among those read now?
 
-    def _newer_competition(self, question: str, watermark: int) -> float:
-        """Best lexical score among current passages ingested after `watermark`."""
+        Judged on the lexical channel, which decides most of what is read, at the depth the
+        reader reads.
+        """
         index = self.retriever.index
         if not index.size or int(index.passage_ids[-1]) <= watermark:
-            return 0.0
+            return False
         scores = index.lexical.scores(self.retriever.query_terms(question))
-        mask = index.visible(min_passage_id=watermark)
-        return float(scores[mask].max()) if mask.any() else 0.0
+        visible = index.visible() & (scores > 0)
+        newer = visible & (index.passage_ids > watermark)
+        if not newer.any():
+            return False
+        ranked = np.sort(scores[visible])[::-1]
+        threshold = ranked[min(READ_PASSAGES, len(ranked)) - 1]
+        return bool(scores[newer].max() >= threshold)
 
     def history(self, doc_id: str) -> list[VersionInfo]:
         return self.store.history(doc_id)

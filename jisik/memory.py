@@ -7,7 +7,7 @@ lookup, then an inverted index over content terms). Step 2 accepts a candidate o
   - every document version the answer relied on is still current (updates and deletions
     also delete such memories in the same transaction, see store/sqlite.py);
   - nothing ingested since then competes: no passage added after the memory was made
-    scores close to the evidence the answer was read from.
+    would now be among the passages the reader reads for this question.
 Only answers to plain current questions are remembered (no as-of, no candidate restriction,
 no abstentions), so a memory can never answer a question it was not verified for.
 """
@@ -29,9 +29,6 @@ KEY_TAGS = frozenset({"NNP", "SN", "SL", "SH", "NR"})
 # A remembered question matches when the new one keeps at least this share of its content
 # terms and adds none (paraphrases drop or reorder words; a different question swaps one).
 MIN_TERM_COVERAGE = 0.6
-# A passage ingested after the memory that scores this close to the original evidence may
-# change the answer: read again.
-COMPETITION_RATIO = 0.8
 _SIGNATURE_STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -108,11 +105,11 @@ class QuestionMemory:
             return exact + [m for m in ranked if m not in seen][:limit]
 
     def lookup(self, question: str, key: QuestionKey | None = None,
-               competition=None) -> Remembered | None:
+               newer_evidence=None) -> Remembered | None:
         """The remembered answer for `question`, or None when no candidate passes step 2.
 
-        `competition(question, watermark) -> float` returns the best score of passages
-        added after `watermark`; a memory is rejected when that is close to its evidence.
+        `newer_evidence(question, watermark) -> bool` says whether a passage added after
+        `watermark` would now be read for the question; such a memory is not used.
         """
         key = key or self.key(question)
         for memory_id in self.candidates(key):
@@ -122,18 +119,17 @@ class QuestionMemory:
             row = self.store.verified_memory(memory_id)
             if row is None:  # invalidated since, or a version it relied on is no longer current
                 continue
-            answer_json, watermark, evidence_score = row
-            if competition is not None and evidence_score > 0:
-                if competition(question, watermark) >= COMPETITION_RATIO * evidence_score:
-                    continue
+            answer_json, watermark = row
+            if newer_evidence is not None and newer_evidence(question, watermark):
+                continue
             return Remembered(memory_id, json.loads(answer_json), other)
         return None
 
     def remember(self, question: str, key: QuestionKey, answer: dict, sources: list[tuple[str, int]],
-                 watermark: int, evidence_score: float) -> int | None:
+                 watermark: int) -> int | None:
         """Store an answer with the (document id, version) pairs it relied on."""
         if not sources:
             return None
         return self.store.add_memory(question, key.signature, " ".join(sorted(key.terms)),
                                      " ".join(sorted(key.key_terms)), json.dumps(answer, ensure_ascii=False),
-                                     sources, watermark, evidence_score)
+                                     sources, watermark)

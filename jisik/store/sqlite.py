@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS memories (
     key_terms TEXT NOT NULL,
     answer TEXT NOT NULL,
     watermark INTEGER NOT NULL,
-    evidence_score REAL NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_signature ON memories(signature);
@@ -245,7 +244,7 @@ class SQLiteStore:
     # --- remembered answers -----------------------------------------------------------
 
     def add_memory(self, question: str, signature: str, terms: str, key_terms: str, answer: str,
-                   sources: Sequence[tuple[str, int]], watermark: int, evidence_score: float) -> int | None:
+                   sources: Sequence[tuple[str, int]], watermark: int) -> int | None:
         """Remember an answer, unless a version it relied on stopped being current meanwhile."""
         with self._write() as conn:
             keys = []
@@ -257,9 +256,9 @@ class SQLiteStore:
                     return None
                 keys.append(row)
             memory_id = conn.execute(
-                "INSERT INTO memories(question, signature, terms, key_terms, answer, watermark, evidence_score, "
-                "created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (question, signature, terms, key_terms, answer, watermark, evidence_score, now_iso())).lastrowid
+                "INSERT INTO memories(question, signature, terms, key_terms, answer, watermark, created_at) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (question, signature, terms, key_terms, answer, watermark, now_iso())).lastrowid
             conn.executemany("INSERT INTO memory_sources VALUES (?,?,?)",
                              [(memory_id, dk, vk) for dk, vk in set(keys)])
         return memory_id
@@ -269,10 +268,10 @@ class SQLiteStore:
             "SELECT memory_id, signature, terms, key_terms FROM memories WHERE memory_id > ? ORDER BY memory_id",
             (memory_id,)).fetchall()
 
-    def verified_memory(self, memory_id: int) -> tuple[str, int, float] | None:
+    def verified_memory(self, memory_id: int) -> tuple[str, int] | None:
         """A memory's answer if it still exists and every version it used is current."""
         return self._conn.execute(
-            "SELECT m.answer, m.watermark, m.evidence_score FROM memories m WHERE m.memory_id=? AND NOT EXISTS "
+            "SELECT m.answer, m.watermark FROM memories m WHERE m.memory_id=? AND NOT EXISTS "
             "(SELECT 1 FROM memory_sources s JOIN versions v USING (version_key) "
             " WHERE s.memory_id=m.memory_id AND v.valid_to IS NOT NULL)", (memory_id,)).fetchone()
 
