@@ -225,6 +225,11 @@ class SQLiteStore:
         out["metadata"] = json.loads(out["metadata"])
         return out
 
+    def doc_ids(self) -> list[str]:
+        """Ids of the documents with a current version."""
+        return [r[0] for r in self._conn.execute(
+            "SELECT d.doc_id FROM docs d JOIN versions v USING (doc_key) WHERE v.valid_to IS NULL")]
+
     def stats(self) -> dict:
         q = self._conn.execute
         return {
