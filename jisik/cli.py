@@ -270,5 +270,35 @@ def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
+@eval_group.command(name="qa")
+@click.option("--passages", "passages", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help='JSONL with "question" and gold "answers" (and "gold_id" for the held-out split).')
+@click.option("--split", type=click.Choice(["heldout", "train", "all"]), default="heldout", show_default=True,
+              help="KorQuAD questions kept out of training (jisik/splits.py), the rest, or all.")
+@click.option("--limit", type=int, default=None)
+@click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
+@db_option
+def eval_qa(passages, questions, split, limit, encoder, db):
+    """EM/F1 (KorQuAD 1.0 definitions), evidence-contains-gold and latency of `ask`."""
+    from .eval import evaluate_qa
+
+    emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder))
+
+
+@eval_group.command(name="abstain")
+@click.option("--passages", "passages", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help='NoMIRACL-style JSONL: "question", "candidate_ids", "subset" (relevant / non_relevant).')
+@click.option("--limit", type=int, default=None)
+@click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
+@db_option
+def eval_abstain(passages, questions, limit, encoder, db):
+    """Hallucination rate (answered when no candidate answers) and error rate (declined when one does)."""
+    from .eval import evaluate_abstention
+
+    emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder))
+
+
 if __name__ == "__main__":
     main()

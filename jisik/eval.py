@@ -99,17 +99,7 @@ def remove_spaces(text: str) -> str:
 def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str | None = None,
                        limit: int | None = None, modes: Sequence[str] = ("lexical", "dense", "hybrid"),
                        no_spaces: bool = False, encoder: str | None = None, progress: bool = True) -> dict:
-    from tqdm import tqdm
-
-    from .app import Jisik
-
-    tmp = None
-    if db is None:
-        tmp = tempfile.TemporaryDirectory(prefix="jisik-eval-")
-        db = str(Path(tmp.name) / "eval.db")
-    app = Jisik.open(db, encoder=encoder)
-    with tqdm(unit=" docs", desc="ingest", file=sys.stderr, disable=not progress) as bar:
-        report = app.ingest_paths(passages, progress=bar)
+    app, report, tmp = _ingested_app(passages, db, encoder, progress)
     questions = read_jsonl(questions_path, limit)
     depth = 100 if any(q.get("relevant_pages") for q in questions) else max(RECALL_KS)
     app.retriever.index.refresh()
@@ -127,3 +117,76 @@ def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str 
     if tmp is not None:
         tmp.cleanup()
     return result
+
+
+def _ingested_app(passages: Sequence[str], db: str | None, encoder: str | None, progress: bool):
+    from tqdm import tqdm
+
+    from .app import Jisik
+
+    tmp = None
+    if db is None:
+        tmp = tempfile.TemporaryDirectory(prefix="jisik-eval-")
+        db = str(Path(tmp.name) / "eval.db")
+    app = Jisik.open(db, encoder=encoder)
+    with tqdm(unit=" docs", desc="ingest", file=sys.stderr, disable=not progress) as bar:
+        report = app.ingest_paths(passages, progress=bar)
+    app.warm_up()
+    return app, report, tmp
+
+
+def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None = None, limit: int | None = None,
+                split: str = "heldout", encoder: str | None = None, progress: bool = True) -> dict:
+    """EM/F1 (KorQuAD 1.0), evidence-contains-gold, abstention and latency of `ask`."""
+    from .read import exact_match, f1
+    from .splits import is_heldout
+
+    app, report, tmp = _ingested_app(passages, db, encoder, progress)
+    questions = read_jsonl(questions_path)
+    if split == "heldout":
+        questions = [q for q in questions if is_heldout(q)]
+    elif split == "train":
+        questions = [q for q in questions if not is_heldout(q)]
+    questions = questions[:limit] if limit else questions
+    ems, f1s, in_evidence, abstained, latencies = [], [], [], [], []
+    for q in questions:
+        out = app.ask(q["question"], use_memory=False)
+        latencies.append(out["latency_ms"])
+        abstained.append(out["abstained"])
+        ems.append(exact_match(out["answer"], q["answers"]))
+        f1s.append(f1(out["answer"], q["answers"]))
+        sentence = (out["evidence"] or {}).get("sentence") or ""
+        in_evidence.append(any(a in sentence for a in q["answers"]))
+    app.close()
+    if tmp is not None:
+        tmp.cleanup()
+    return {
+        "questions": len(questions), "split": split,
+        "exact_match": round(100 * float(np.mean(ems)), 2), "f1": round(100 * float(np.mean(f1s)), 2),
+        "evidence_contains_gold": _mean(in_evidence), "abstained": _mean(abstained),
+        "latency_ms_p50": round(percentile(latencies, 50), 1), "latency_ms_p95": round(percentile(latencies, 95), 1),
+        "ingest": {k: v for k, v in report.to_json().items() if k != "problems"},
+    }
+
+
+def evaluate_abstention(passages: Sequence[str], questions_path: str, *, db: str | None = None,
+                        limit: int | None = None, encoder: str | None = None, progress: bool = True) -> dict:
+    """NoMIRACL: each query sees only its candidate passages; subset says if any answers it."""
+    app, _, tmp = _ingested_app(passages, db, encoder, progress)
+    questions = read_jsonl(questions_path, limit)
+    answered = {"relevant": [], "non_relevant": []}
+    latencies = []
+    for q in questions:
+        out = app.ask(q["question"], candidate_ids=q["candidate_ids"], use_memory=False)
+        answered[q["subset"]].append(not out["abstained"])
+        latencies.append(out["latency_ms"])
+    app.close()
+    if tmp is not None:
+        tmp.cleanup()
+    return {
+        "questions": len(questions),
+        "relevant": len(answered["relevant"]), "non_relevant": len(answered["non_relevant"]),
+        "hallucination_rate": _mean(answered["non_relevant"]),
+        "error_rate": round(1 - _mean(answered["relevant"]), 4) if answered["relevant"] else float("nan"),
+        "latency_ms_p50": round(percentile(latencies, 50), 1), "latency_ms_p95": round(percentile(latencies, 95), 1),
+    }
