@@ -76,7 +76,8 @@ def ingest(paths, db, as_json, encoder, analyzer):
 @click.option("--batch", type=click.Path(exists=True, dir_okay=False),
               help='JSONL of {"id", "question", "candidate_ids"?, "as_of"?}; one result line each.')
 @click.option("--as-of", "as_of", default=None, help="See the documents as they were on this date (YYYY-MM-DD).")
-@click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "fused", "lexical", "bigram", "dense"]), default="hybrid", show_default=True,
+              help="hybrid = fused BM25 channels + learned reranker; the others are its parts.")
 @db_option
 @json_option
 def search(query, k, batch, as_of, mode, db, as_json):

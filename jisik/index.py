@@ -7,7 +7,13 @@ version table: current versions by default, or the versions valid at an as-of da
 Lexical: BM25 over morpheme terms, kept as scipy sparse blocks in the style of bm25s
 (per-passage term weights precomputed, a query sums a few columns). New passages go into a
 new block; blocks are merged when there are too many.
+Character bigrams: a second BM25 channel over overlapping character pairs of title + text
+with whitespace and punctuation removed, so it does not care how a query is spaced
+(서울에서열린 and 서울에서 열린 give the same bigrams) nor how a compound is split.
 Dense: a float32 matrix of unit vectors; exact inner-product search with numpy.
+
+Everything is rebuilt from what the store keeps: each passage's `terms` string and vector
+(`passages_after`) and its title and text (`passage_details`).
 """
 
 from __future__ import annotations
@@ -19,9 +25,30 @@ import scipy.sparse as sp
 
 from .store import PassageRecord, Store, VersionTable
 
+import unicodedata
+
 K1 = 1.2
 B = 0.75
+# Tuned on non-held-out KorQuAD questions (docs/retrieval.md): short passages, many repeats
+# of the topic word, so less length normalisation and earlier tf saturation than the defaults.
+MORPH_K1, MORPH_B = 0.9, 0.4
+BIGRAM_K1, BIGRAM_B = 0.9, 0.3
 MAX_BLOCKS = 8
+DETAIL_BATCH = 500
+DENSE_CHUNK = 256
+
+
+def letters_of(text: str) -> str:
+    """Letters and digits only, lower-cased, NFKC: spacing and punctuation do not count."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Overlapping character pairs of the letters and digits of a text."""
+    chars = letters_of(text)
+    if len(chars) < 2:
+        return [chars] if chars else []
+    return [chars[i:i + 2] for i in range(len(chars) - 1)]
 
 
 @dataclass
@@ -30,7 +57,10 @@ class _Block:
 
 
 class LexicalIndex:
-    def __init__(self) -> None:
+    def __init__(self, k1: float = K1, b: float = B, keep_sequences: bool = False) -> None:
+        self.k1, self.b = k1, b
+        self.keep_sequences = keep_sequences
+        self.sequences: list[np.ndarray] = []  # term ids in order, per passage (for proximity)
         self.vocab: dict[str, int] = {}
         self.df = np.zeros(0, dtype=np.int64)
         self.blocks: list[_Block] = []
@@ -46,6 +76,9 @@ class LexicalIndex:
             for term in terms:
                 tid = self.vocab.setdefault(term, len(self.vocab))
                 counts[tid] = counts.get(tid, 0) + 1
+            if self.keep_sequences:
+                self.sequences.append(np.fromiter((self.vocab[t] for t in terms), dtype=np.int32,
+                                                  count=len(terms)))
             rows += [row] * len(counts)
             cols += counts.keys()
             tfs += counts.values()
@@ -56,7 +89,8 @@ class LexicalIndex:
         rows_a, cols_a = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
         tf = np.array(tfs, dtype=np.float32)
         doc_len = np.array(lengths, dtype=np.float32)[rows_a]
-        weight = tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc_len / avg_len))
+        k1, b = self.k1, self.b
+        weight = tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avg_len))
         matrix = sp.csc_matrix((weight, (rows_a, cols_a)), shape=(len(term_lists), len(self.vocab)))
         if len(self.df) < len(self.vocab):
             self.df = np.concatenate([self.df, np.zeros(len(self.vocab) - len(self.df), dtype=np.int64)])
@@ -76,26 +110,44 @@ class LexicalIndex:
         df = self.df[term_ids].astype(np.float64)
         return np.log(1 + (self.size - df + 0.5) / (df + 0.5)).astype(np.float32)
 
-    def scores(self, terms: list[str]) -> np.ndarray:
-        """BM25 score of every indexed passage (zeros where no term matches)."""
-        out = np.zeros(self.size, dtype=np.float32)
+    def query_ids(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct known term ids of a query and how often each occurs in it."""
         counts: dict[int, int] = {}
         for t in terms:
-            if t in self.vocab:
-                tid = self.vocab[t]
+            tid = self.vocab.get(t)
+            if tid is not None:
                 counts[tid] = counts.get(tid, 0) + 1
-        if not counts:
-            return out
-        ids = np.fromiter(counts.keys(), dtype=np.int64)
-        qweights = self.idf(ids) * np.fromiter(counts.values(), dtype=np.float32)
-        offset = 0
+        return (np.fromiter(counts.keys(), dtype=np.int64, count=len(counts)),
+                np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+
+    def columns(self, ids: np.ndarray) -> sp.csr_matrix:
+        """passages x len(ids) BM25 term weights (without idf) of the given term ids."""
+        parts = []
         for block in self.blocks:
             n, width = block.matrix.shape
-            keep = ids < width
-            if keep.any():
-                out[offset:offset + n] = block.matrix[:, ids[keep]] @ qweights[keep]
-            offset += n
-        return out
+            if len(ids) and ids.max() < width:
+                parts.append(block.matrix[:, ids])
+            else:
+                keep = ids < width
+                sub = block.matrix[:, ids[keep]].tocoo()
+                parts.append(sp.csc_matrix((sub.data, (sub.row, np.flatnonzero(keep)[sub.col])),
+                                           shape=(n, len(ids))))
+        if not parts:
+            return sp.csr_matrix((self.size, len(ids)), dtype=np.float32)
+        return sp.vstack(parts, format="csr")
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """BM25 score of every indexed passage (zeros where no term matches)."""
+        ids, counts = self.query_ids(terms)
+        if not len(ids):
+            return np.zeros(self.size, dtype=np.float32)
+        return self.scores_for(ids, counts)[0]
+
+    def scores_for(self, ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """BM25 scores for query term ids, and the column matrix they came from."""
+        cols = self.columns(ids)
+        qweights = self.idf(ids) * counts
+        return np.asarray(cols @ qweights, dtype=np.float32).reshape(-1), cols
 
 
 class DenseIndex:
@@ -119,15 +171,30 @@ class DenseIndex:
         return self._matrix
 
     def scores(self, query: np.ndarray) -> np.ndarray:
-        return self.matrix @ np.asarray(query, dtype=np.float32).reshape(self.dim)
+        q = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        m = self.matrix
+        # Row chunks keep each product under OpenBLAS's threading threshold: a threaded
+        # matrix-vector product is ~30x slower on a busy 2-core machine than a serial one.
+        out = np.empty(len(m), dtype=np.float32)
+        for start in range(0, len(m), DENSE_CHUNK):
+            np.dot(m[start:start + DENSE_CHUNK], q, out=out[start:start + DENSE_CHUNK])
+        return out
 
 
 class PassageIndex:
     """Both indexes plus the passage -> version map, kept in step with a store."""
 
-    def __init__(self, store: Store, dim: int | None) -> None:
+    def __init__(self, store: Store, dim: int | None, analyzer=None) -> None:
         self.store = store
-        self.lexical = LexicalIndex()
+        self.analyzer = analyzer
+        self.lexical = LexicalIndex(MORPH_K1, MORPH_B, keep_sequences=True)
+        self.bigram = LexicalIndex(BIGRAM_K1, BIGRAM_B)
+        self.titles: list[str] = []  # distinct titles
+        self.title_terms: list[list[str]] = []  # their index terms
+        self._title_ids: dict[str, int] = {}
+        self._title_letters: list[str] = []
+        self._title_term_ids: dict[int, np.ndarray] = {}
+        self.title_of = np.zeros(0, dtype=np.int64)  # per passage, into titles
         self.dense = DenseIndex(dim) if dim else None
         self.passage_ids = np.zeros(0, dtype=np.int64)
         self.version_keys = np.zeros(0, dtype=np.int64)
@@ -144,7 +211,16 @@ class PassageIndex:
         last = int(self.passage_ids[-1]) if len(self.passage_ids) else 0
         new: list[PassageRecord] = list(self.store.passages_after(last))
         if new:
-            self.lexical.add([r.terms.split() for r in new])
+            details: dict[int, dict] = {}
+            for start in range(0, len(new), DETAIL_BATCH):
+                details.update(self.store.passage_details([r.passage_id for r in new[start:start + DETAIL_BATCH]]))
+            title_of = [self._title_id(details[r.passage_id]["title"] or "") for r in new]
+            # The title's terms go with every passage: chunks of a long article often never
+            # name the entity the article is about.
+            self.lexical.add([self.title_terms[t] + r.terms.split() for t, r in zip(title_of, new)])
+            self.bigram.add([char_bigrams(details[r.passage_id]["title"] or "") +
+                             char_bigrams(details[r.passage_id]["text"] or "") for r in new])
+            self.title_of = np.concatenate([self.title_of, title_of]).astype(np.int64)
             if self.dense is not None:
                 vectors = np.stack([
                     np.frombuffer(r.vector, dtype=np.float16) if r.vector is not None
@@ -160,6 +236,36 @@ class PassageIndex:
         self._passage_version_row = np.searchsorted(self.versions.version_keys, self.version_keys)
         self._generation = generation
         return True
+
+    def _title_id(self, title: str) -> int:
+        tid = self._title_ids.get(title)
+        if tid is None:
+            tid = self._title_ids[title] = len(self.titles)
+            self.titles.append(title)
+            self.title_terms.append(self._terms(title))
+            self._title_letters.append(letters_of(title))
+        return tid
+
+    def title_term_ids(self, title_id: int) -> np.ndarray:
+        """Morpheme-index term ids of a title's terms (all indexed with its passages)."""
+        ids = self._title_term_ids.get(title_id)
+        if ids is None:
+            vocab = self.lexical.vocab
+            ids = np.array(sorted({vocab[t] for t in self.title_terms[title_id] if t in vocab}), dtype=np.int64)
+            self._title_term_ids[title_id] = ids
+        return ids
+
+    def title_letters(self, title_id: int) -> str:
+        return self._title_letters[title_id]
+
+    def _terms(self, text: str) -> list[str]:
+        if not text.strip():
+            return []
+        if self.analyzer is None:
+            from .korean import get_analyzer
+            self.analyzer = get_analyzer()
+        from .korean import normalize, terms_from_morphemes
+        return terms_from_morphemes(self.analyzer.morphemes(normalize(text)))
 
     @property
     def size(self) -> int:
