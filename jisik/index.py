@@ -18,14 +18,14 @@ Everything is rebuilt from what the store keeps: each passage's `terms` string a
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from .store import PassageRecord, Store, VersionTable
-
-import unicodedata
 
 K1 = 1.2
 B = 0.75
@@ -38,17 +38,21 @@ DETAIL_BATCH = 500
 DENSE_CHUNK = 256
 
 
+_NOT_LETTER = re.compile(r"[\W_]+")
+
+
 def letters_of(text: str) -> str:
     """Letters and digits only, lower-cased, NFKC: spacing and punctuation do not count."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+    return _NOT_LETTER.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
-def char_bigrams(text: str) -> list[str]:
-    """Overlapping character pairs of the letters and digits of a text."""
-    chars = letters_of(text)
-    if len(chars) < 2:
-        return [chars] if chars else []
-    return [chars[i:i + 2] for i in range(len(chars) - 1)]
+def bigram_keys(text: str) -> np.ndarray:
+    """Overlapping character pairs of a text's letters and digits, each as one integer
+    (two 21-bit code points), so indexing needs no per-bigram Python work."""
+    codes = np.frombuffer(letters_of(text).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    if len(codes) < 2:
+        return codes
+    return (codes[:-1] << 21) | codes[1:]
 
 
 @dataclass
@@ -67,37 +71,48 @@ class LexicalIndex:
         self.size = 0
         self._total_len = 0
 
-    def add(self, term_lists: list[list[str]]) -> None:
-        if not term_lists:
+    def add(self, term_lists: list) -> None:
+        """Index passages given as lists of string terms or arrays of integer keys.
+
+        Counting is done with numpy over the whole batch: per-term Python work is one
+        dictionary lookup for strings and none for integer keys (character bigrams).
+        """
+        if not len(term_lists):
             return
-        rows, cols, tfs, lengths = [], [], [], []
-        for row, terms in enumerate(term_lists):
-            counts: dict[int, int] = {}
-            for term in terms:
-                tid = self.vocab.setdefault(term, len(self.vocab))
-                counts[tid] = counts.get(tid, 0) + 1
-            if self.keep_sequences:
-                self.sequences.append(np.fromiter((self.vocab[t] for t in terms), dtype=np.int32,
-                                                  count=len(terms)))
-            rows += [row] * len(counts)
-            cols += counts.keys()
-            tfs += counts.values()
-            lengths.append(len(terms))
-        self._total_len += sum(lengths)
-        self.size += len(term_lists)
+        n = len(term_lists)
+        lengths = np.fromiter((len(t) for t in term_lists), dtype=np.int64, count=n)
+        ids = self._term_ids(term_lists)
+        if self.keep_sequences:
+            bounds = np.cumsum(lengths)[:-1]
+            self.sequences.extend(part.astype(np.int32) for part in np.split(ids, bounds))
+        width = max(len(self.vocab), 1)
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        pairs, tf = np.unique(rows * width + ids, return_counts=True)
+        rows_a, cols_a = pairs // width, pairs % width
+        self._total_len += int(lengths.sum())
+        self.size += n
         avg_len = max(self._total_len / self.size, 1.0)
-        rows_a, cols_a = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
-        tf = np.array(tfs, dtype=np.float32)
-        doc_len = np.array(lengths, dtype=np.float32)[rows_a]
+        tf = tf.astype(np.float32)
+        doc_len = lengths.astype(np.float32)[rows_a]
         k1, b = self.k1, self.b
         weight = tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avg_len))
-        matrix = sp.csc_matrix((weight, (rows_a, cols_a)), shape=(len(term_lists), len(self.vocab)))
+        matrix = sp.csc_matrix((weight, (rows_a, cols_a)), shape=(n, len(self.vocab)))
         if len(self.df) < len(self.vocab):
             self.df = np.concatenate([self.df, np.zeros(len(self.vocab) - len(self.df), dtype=np.int64)])
-        np.add.at(self.df, cols_a, 1)
+        self.df += np.bincount(cols_a, minlength=len(self.vocab))
         self.blocks.append(_Block(matrix))
         if len(self.blocks) > MAX_BLOCKS:
             self._merge()
+
+    def _term_ids(self, term_lists: list) -> np.ndarray:
+        """Vocabulary ids of all terms of a batch, in order, growing the vocabulary."""
+        vocab = self.vocab
+        if isinstance(term_lists[0], np.ndarray):
+            uniq, inverse = np.unique(np.concatenate(term_lists), return_inverse=True)
+            mapped = np.fromiter((vocab.setdefault(k, len(vocab)) for k in uniq.tolist()),
+                                 dtype=np.int64, count=len(uniq))
+            return mapped[inverse]
+        return np.array([vocab.setdefault(t, len(vocab)) for terms in term_lists for t in terms], dtype=np.int64)
 
     def _merge(self) -> None:
         width = len(self.vocab)
@@ -214,12 +229,13 @@ class PassageIndex:
             details: dict[int, dict] = {}
             for start in range(0, len(new), DETAIL_BATCH):
                 details.update(self.store.passage_details([r.passage_id for r in new[start:start + DETAIL_BATCH]]))
-            title_of = [self._title_id(details[r.passage_id]["title"] or "") for r in new]
+            self._add_titles({d["title"] or "" for d in details.values()})
+            title_of = [self._title_ids[details[r.passage_id]["title"] or ""] for r in new]
             # The title's terms go with every passage: chunks of a long article often never
             # name the entity the article is about.
             self.lexical.add([self.title_terms[t] + r.terms.split() for t, r in zip(title_of, new)])
-            self.bigram.add([char_bigrams(details[r.passage_id]["title"] or "") +
-                             char_bigrams(details[r.passage_id]["text"] or "") for r in new])
+            self.bigram.add([np.concatenate([bigram_keys(details[r.passage_id]["title"] or ""),
+                                             bigram_keys(details[r.passage_id]["text"] or "")]) for r in new])
             self.title_of = np.concatenate([self.title_of, title_of]).astype(np.int64)
             if self.dense is not None:
                 vectors = np.stack([
@@ -237,14 +253,14 @@ class PassageIndex:
         self._generation = generation
         return True
 
-    def _title_id(self, title: str) -> int:
-        tid = self._title_ids.get(title)
-        if tid is None:
-            tid = self._title_ids[title] = len(self.titles)
+    def _add_titles(self, titles: set[str]) -> None:
+        """Register unseen titles, analysing them in one batch."""
+        fresh = sorted(t for t in titles if t not in self._title_ids)
+        for title, terms in zip(fresh, self._terms_batch(fresh)):
+            self._title_ids[title] = len(self.titles)
             self.titles.append(title)
-            self.title_terms.append(self._terms(title))
+            self.title_terms.append(terms)
             self._title_letters.append(letters_of(title))
-        return tid
 
     def title_term_ids(self, title_id: int) -> np.ndarray:
         """Morpheme-index term ids of a title's terms (all indexed with its passages)."""
@@ -258,14 +274,14 @@ class PassageIndex:
     def title_letters(self, title_id: int) -> str:
         return self._title_letters[title_id]
 
-    def _terms(self, text: str) -> list[str]:
-        if not text.strip():
+    def _terms_batch(self, texts: list[str]) -> list[list[str]]:
+        if not texts:
             return []
         if self.analyzer is None:
             from .korean import get_analyzer
             self.analyzer = get_analyzer()
         from .korean import normalize, terms_from_morphemes
-        return terms_from_morphemes(self.analyzer.morphemes(normalize(text)))
+        return [terms_from_morphemes(m) for m in self.analyzer.morphemes_batch([normalize(t) for t in texts])]
 
     @property
     def size(self) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .documents import Hit, end_of_day, parse_date
 from .embed import Encoder, get_encoder
-from .index import PassageIndex, char_bigrams, letters_of, top_k
+from .index import PassageIndex, bigram_keys, letters_of, top_k
 from .korean import MAX_TEXT_CHARS, Analyzer, get_analyzer, normalize, terms_from_morphemes
 from .rerank import QueryChannels, Reranker, candidate_features
 from .store import Store
@@ -89,7 +89,7 @@ class Retriever:
             m_scores, m_cols = lex.scores_for(m_ids, m_counts)
         else:
             m_scores, m_cols = np.zeros(self.index.size, dtype=np.float32), None
-        b_ids, b_counts = big.query_ids(char_bigrams(query))
+        b_ids, b_counts = big.query_ids(bigram_keys(query).tolist())
         if len(b_ids):
             b_scores, b_cols = big.scores_for(b_ids, b_counts)
         else:
@@ -127,7 +127,7 @@ class Retriever:
             return positions, scores[positions]
         if mode in ("lexical", "bigram"):
             channel = self.index.lexical if mode == "lexical" else self.index.bigram
-            scores = channel.scores(self.query_terms(query) if mode == "lexical" else char_bigrams(query))
+            scores = channel.scores(self.query_terms(query) if mode == "lexical" else bigram_keys(query).tolist())
             positions = top_k(scores, mask & (scores > 0), depth)
             return positions, scores[positions]
         use_reranker = mode == "hybrid" and self.reranker is not None
