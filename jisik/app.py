@@ -23,6 +23,9 @@ from .store import Store, VersionInfo, open_store
 
 DEFAULT_ENCODER = "use"
 READ_PASSAGES = 5  # passages the reader reads per question
+# A newer source wins when the reader is at least this confident in it, relative to the
+# best answer from an older source.
+RECENCY_CONFIDENCE = 0.8
 
 
 class Jisik:
@@ -113,7 +116,7 @@ class Jisik:
                 return out
         hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
                                      collapse=False)
-        answer = self.reader.answer(question, hits)
+        answer = self._prefer_recent(question, hits, self.reader.answer(question, hits))
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:
             sources = sorted({(c.id, c.version) for c in answer.citations})
@@ -121,6 +124,24 @@ class Jisik:
         out["from_memory"] = False
         out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return out
+
+    def _prefer_recent(self, question: str, hits: list[Hit], answer):
+        """When a newer source among the read passages also answers, about as confidently,
+        answer from the newer one and keep the older as a citation (sources disagree, the
+        later one is more likely current)."""
+        if answer.abstained or answer.evidence is None:
+            return answer
+        date = answer.evidence.published_at or ""
+        newer = sorted({h.published_at for h in hits if h.id != answer.evidence.id
+                        and (h.published_at or "") > date}, reverse=True)
+        for published in newer:
+            subset = [h for h in hits if h.published_at == published and h.id != answer.evidence.id]
+            alt = self.reader.answer(question, subset)
+            if not alt.abstained and alt.confidence >= RECENCY_CONFIDENCE * answer.confidence:
+                if alt.answer != answer.answer:
+                    alt.citations = alt.citations + [answer.evidence]
+                return alt
+        return answer
 
     def warm_up(self) -> None:
         """Load models and indexes now, so that latencies measure answering, not loading."""

@@ -128,3 +128,18 @@ def test_concurrent_ingest_and_ask_never_serve_a_stale_answer(tmp_path):
             stale.append((floor, out.get("answer"), out["from_memory"]))
     t.join()
     assert not errors and not stale and asked >= 3
+
+
+def test_recent_source_wins_when_sources_disagree(sample_app):
+    sample_app.ingest_documents([doc("news-2", "한빛 리그 한 시즌 최다 홈런 기록은 2025년 최민 선수가 세운 61개이다.",
+                                     title="한빛 리그 소식", published_at="2025-10-01")])
+    out = sample_app.ask(RECORD_Q)
+    assert out["answer"] == "61개"
+    assert out["evidence"]["id"] == "news-2" and out["evidence"]["published_at"] == "2025-10-01"
+    assert "baseball-record" in [c["id"] for c in out["citations"]]
+
+
+def test_older_source_answers_as_of_before_the_newer_one(sample_app):
+    sample_app.ingest_documents([doc("news-2", "한빛 리그 한 시즌 최다 홈런 기록은 2025년 최민 선수가 세운 61개이다.",
+                                     title="한빛 리그 소식", published_at="2025-10-01")])
+    assert sample_app.ask(RECORD_Q, as_of="2024-12-31")["answer"] == "52개"
