@@ -89,13 +89,11 @@ def search(query, k, batch, as_of, mode, db, as_json):
     app = open_app(db)
     try:
         if batch:
-            for item in _batch_lines(batch):
-                if "error" in item:
-                    emit(item)
-                    continue
+            def one(item):
                 hits, ms = timed_search(app.retriever, item["question"], k=k, mode=mode,
                                         candidate_ids=item.get("candidate_ids"), as_of=item.get("as_of") or as_of)
                 emit({"id": item["id"], "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
+            _run_batch(batch, one)
             return
         hits, ms = timed_search(app.retriever, query, k=k, mode=mode, as_of=as_of)
     except InputError as exc:
@@ -128,10 +126,7 @@ def ask(question, batch, as_of, no_memory, db, as_json):
     app = open_app(db)
     try:
         if batch:
-            for item in _batch_lines(batch):
-                if "error" in item:
-                    emit(item)
-                    continue
+            def one(item):
                 out = app.ask(item["question"], as_of=item.get("as_of") or as_of,
                               candidate_ids=item.get("candidate_ids"), use_memory=not no_memory)
                 if as_json:
@@ -139,6 +134,7 @@ def ask(question, batch, as_of, no_memory, db, as_json):
                 else:
                     click.echo(f"[{item['id']}] {item['question']}")
                     _print_answer(out)
+            _run_batch(batch, one)
             return
         out = app.ask(question, as_of=as_of, use_memory=not no_memory)
     except InputError as exc:
@@ -164,6 +160,19 @@ def _print_answer(out: dict) -> None:
 def _hit_json(h) -> dict:
     return {"id": h.id, "title": h.title, "score": round(h.score, 6), "text": h.text, "start": h.start,
             "end": h.end, "version": h.version, "published_at": h.published_at}
+
+
+def _run_batch(path, handle) -> None:
+    """Call `handle` on each input line; a bad line or value gets an error line, not an abort."""
+    for item in _batch_lines(path):
+        if "error" not in item:
+            try:
+                handle(item)
+                continue
+            except InputError as exc:
+                item = {"id": item["id"], "error": str(exc)}
+                click.echo(f"경고: {path}: id {item['id']}: {exc}", err=True)
+        emit(item)
 
 
 def _batch_lines(path):
