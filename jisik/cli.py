@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
 from .documents import InputError
-from .store import resolve_db_path
+from .index import SAVE_MIN_NEW
 
 
 def db_option(f):
@@ -58,6 +57,11 @@ def ingest(paths, db, as_json, encoder, analyzer):
         report = app.ingest_paths(paths, progress=bar)
     for problem in report.problems:
         click.echo(f"경고: {problem}", err=True)
+    if report.passages >= SAVE_MIN_NEW:
+        if not as_json:
+            click.echo("검색 인덱스를 만들어 저장하는 중…", err=True)
+        app.retriever.index.refresh()  # builds and saves the index next to the store
+
     if as_json:
         emit(report.to_json())
     else:

@@ -21,6 +21,14 @@ import numpy as np
 import scipy.sparse as sp
 
 MODEL_PATH = Path(__file__).parent / "models" / "rerank.json"
+# Trained without dense features (Retriever without an encoder, e.g. stores built with
+# --encoder none): the dense columns are constants there, which the full model never saw.
+LEXICAL_MODEL_PATH = Path(__file__).parent / "models" / "rerank-lexical.json"
+
+
+def default_model_path(dense: bool) -> Path:
+    """The reranker variant for a retriever with (dense) or without an encoder."""
+    return MODEL_PATH if dense else LEXICAL_MODEL_PATH
 
 FEATURES = (
     "morph_norm",  # morpheme BM25 / best visible morpheme BM25

@@ -24,7 +24,7 @@ from .documents import Hit, end_of_day, parse_date
 from .embed import Encoder, get_encoder
 from .index import PassageIndex, bigram_keys, letters_of, top_k
 from .korean import MAX_TEXT_CHARS, Analyzer, get_analyzer, normalize, terms_from_morphemes
-from .rerank import QueryChannels, Reranker, candidate_features
+from .rerank import QueryChannels, Reranker, candidate_features, default_model_path
 from .store import Store
 
 MODES = ("hybrid", "fused", "lexical", "bigram", "dense")
@@ -51,7 +51,10 @@ class Retriever:
         self.analyzer = analyzer or get_analyzer()
         self.encoder = get_encoder(encoder) if isinstance(encoder, str) else encoder
         self.weights = weights or FusionWeights()
-        self.reranker = Reranker.load() if isinstance(reranker, str) else reranker
+        # "default": the variant trained with dense features when there is an encoder, the
+        # lexical-only variant (rerank-lexical.json) when there is none.
+        self.reranker = (Reranker.load(default_model_path(self.encoder is not None))
+                         if isinstance(reranker, str) else reranker)
         self.index = PassageIndex(store, self.encoder.dim if self.encoder else None, analyzer=self.analyzer)
 
     def query_terms(self, query: str) -> list[str]:
@@ -89,7 +92,7 @@ class Retriever:
             m_scores, m_cols = lex.scores_for(m_ids, m_counts)
         else:
             m_scores, m_cols = np.zeros(self.index.size, dtype=np.float32), None
-        b_ids, b_counts = big.query_ids(bigram_keys(query).tolist())
+        b_ids, b_counts = big.query_ids(bigram_keys(query))
         if len(b_ids):
             b_scores, b_cols = big.scores_for(b_ids, b_counts)
         else:
@@ -127,7 +130,7 @@ class Retriever:
             return positions, scores[positions]
         if mode in ("lexical", "bigram"):
             channel = self.index.lexical if mode == "lexical" else self.index.bigram
-            scores = channel.scores(self.query_terms(query) if mode == "lexical" else bigram_keys(query).tolist())
+            scores = channel.scores(self.query_terms(query) if mode == "lexical" else bigram_keys(query))
             positions = top_k(scores, mask & (scores > 0), depth)
             return positions, scores[positions]
         use_reranker = mode == "hybrid" and self.reranker is not None

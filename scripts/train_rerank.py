@@ -1,6 +1,7 @@
 """Train the stage-2 reranker (jisik/models/rerank.json) on non-held-out KorQuAD questions.
 
     python scripts/train_rerank.py [--data ../shared/data] [--db /tmp/jisik-rerank.db]
+    python scripts/train_rerank.py --no-dense    # jisik/models/rerank-lexical.json
 
 The store holds the KorQuAD paragraphs plus the NoMIRACL-ko passages as distractors (the
 same setting as `jisik eval retrieval` in docs/retrieval.md); it is built on first use and
@@ -21,8 +22,8 @@ import numpy as np
 from jisik.app import Jisik
 from jisik.eval import read_jsonl, remove_spaces, run_queries, score_rankings
 from jisik.korean import normalize
-from jisik.rerank import MODEL_PATH, Reranker, candidate_features, fit_listwise
-from jisik.retrieve import MAX_QUERY_CHARS
+from jisik.rerank import LEXICAL_MODEL_PATH, MODEL_PATH, Reranker, candidate_features, fit_listwise
+from jisik.retrieve import MAX_QUERY_CHARS, Retriever
 from jisik.splits import is_heldout
 
 
@@ -66,7 +67,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data", help="folder with korquad/ and nomiracl_ko/")
     ap.add_argument("--db", default="/tmp/jisik-rerank.db", help="store to build or reuse")
-    ap.add_argument("--out", default=str(MODEL_PATH))
+    ap.add_argument("--out", default=None,
+                    help=f"weights file (default {MODEL_PATH.name}, or {LEXICAL_MODEL_PATH.name} with --no-dense)")
+    ap.add_argument("--no-dense", action="store_true",
+                    help="train/evaluate without the encoder (no dense features or dense candidates), "
+                         "the variant used by stores built with --encoder none")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--no-spaces-share", type=float, default=0.0,
@@ -86,6 +91,10 @@ def main() -> int:
     app = Jisik.open(args.db)
     report = app.ingest_paths([str(p) for p in passages if p.exists()])
     print(f"store {args.db}: {report.to_json().get('added', '')} added", file=sys.stderr)
+    if args.out is None:
+        args.out = str(LEXICAL_MODEL_PATH if args.no_dense else MODEL_PATH)
+    if args.no_dense:
+        app._retriever = Retriever(app.store, analyzer=app.analyzer, encoder=None, reranker=None)
     app.retriever.reranker = None
     app.retriever.index.refresh()
 
@@ -107,7 +116,7 @@ def main() -> int:
     groups = featurize(app, train) + featurize(app, spaced_off, remove_spaces)
     print(f"features for {len(groups)} training queries in {time.time() - start:.0f}s", file=sys.stderr)
     model = fit_listwise(groups, l2=args.l2, seed=args.seed)
-    model.meta.update({"train_questions": len(train), "no_spaces_copies": len(spaced_off),
+    model.meta.update({"dense": not args.no_dense, "train_questions": len(train), "no_spaces_copies": len(spaced_off),
                        "heldout_questions_excluded": len(held)})
     model.save(args.out)
     print(f"saved {args.out}", file=sys.stderr)

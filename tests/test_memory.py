@@ -3,7 +3,6 @@
 import threading
 
 from jisik.app import Jisik
-from jisik.memory import QuestionKey
 
 from .conftest import SAMPLE, doc
 
