@@ -29,7 +29,7 @@ from common import data_dir, kowiki_subset, parser  # noqa: E402
 from jisik.app import Jisik  # noqa: E402
 from jisik.documents import Hit  # noqa: E402
 from jisik.eval import read_jsonl, remove_spaces, run_queries, score_rankings  # noqa: E402
-from jisik.index import LexicalIndex, top_k  # noqa: E402
+from jisik.index import LexicalIndex, bigram_keys, top_k  # noqa: E402
 from jisik.korean import normalize  # noqa: E402
 from jisik.splits import is_heldout  # noqa: E402
 
@@ -40,11 +40,10 @@ def whitespace_tokens(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def bigram_tokens(text: str) -> list[str]:
-    out = []
-    for word in text.lower().split():
-        out += [word] if len(word) == 1 else [word[i:i + 2] for i in range(len(word) - 1)]
-    return out
+def bigram_tokens(text: str) -> np.ndarray:
+    """Bigrams inside each whitespace-separated word, as integer keys (like bigram_keys)."""
+    parts = [bigram_keys(word) for word in text.split()]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 class BaselineBM25:
@@ -63,7 +62,8 @@ class BaselineBM25:
         self.doc_ids = np.array([d["id"] for d in self.passages], dtype=object)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        scores = self.lexical.scores(self.tokenize(normalize(query)))
+        tokens = self.tokenize(normalize(query))
+        scores = self.lexical.scores(tokens.tolist() if isinstance(tokens, np.ndarray) else tokens)
         ranked = top_k(scores, scores > 0, max(100, 4 * k))
         hits, seen = [], set()
         for pos in ranked.tolist():
@@ -90,7 +90,10 @@ def main() -> None:
     p.add_argument("--setting", choices=["korquad", "kowiki", "miracl"], default="korquad")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-spaces", action="store_true", help="also run every question with spaces removed")
-    p.add_argument("--systems", default="whitespace,bigram,lexical,dense,hybrid")
+    p.add_argument("--systems", default=None,
+                   help="default: whitespace,bigram,lexical,dense,hybrid (korquad); without dense otherwise")
+    p.add_argument("--encoder", default=None, choices=["use", "none"],
+                   help="default: use for korquad; none for the kowiki corpus (USE would take hours to ingest it)")
     p.add_argument("--out", default=None, help="write the JSON result here too")
     args = p.parse_args()
     data = data_dir(args)
@@ -103,12 +106,17 @@ def main() -> None:
         questions = read_jsonl(data / "korquad" / "questions.jsonl", args.limit)
     else:
         corpus = [kowiki_subset(data, work)]
-        db = work / "kowiki20k.db"
+        db = work / "kowiki20k-lex.db"
         qfile = data / ("korquad/questions.jsonl" if args.setting == "kowiki" else "miracl_ko/questions.jsonl")
         questions = read_jsonl(qfile, args.limit)
     if args.setting == "kowiki":
         questions = [{k: v for k, v in q.items() if k != "gold_id"} | {"heldout": is_heldout(q)} for q in questions]
-    app = Jisik.open(db)
+    encoder = args.encoder or ("use" if args.setting == "korquad" else "none")
+    systems = args.systems or ("whitespace,bigram,lexical,dense,hybrid" if encoder != "none"
+                               else "whitespace,bigram,lexical,fused,hybrid")
+    if encoder == "none":
+        db = db.with_name(db.stem.removesuffix("-lex") + "-lex.db")
+    app = Jisik.open(db, encoder=encoder)
     t = time.perf_counter()
     ingest = build(app, corpus)
     result = {"setting": args.setting, "questions": len(questions), "store": app.stats(), "ingest": ingest,
@@ -119,7 +127,7 @@ def main() -> None:
             any(str(p) in present for p in q["relevant_pages"]) for q in questions)
     depth = 100 if args.setting == "miracl" else 20
     variants = [("", lambda q: q)] + ([("_no_spaces", remove_spaces)] if args.no_spaces else [])
-    for system in args.systems.split(","):
+    for system in systems.split(","):
         if system in ("whitespace", "bigram"):
             baseline = BaselineBM25(app, whitespace_tokens if system == "whitespace" else bigram_tokens)
             search = lambda q, b=baseline: b.search(q, depth)  # noqa: E731

@@ -1,0 +1,284 @@
+"""Extractive reader: ranked hits in, a cited answer (or a clean abstention) out.
+
+Two learned stages, both linear models over `jisik.reader_features` trained by
+`scripts/train_reader.py` on KorQuAD dev questions outside the held-out split:
+
+1. sentence selection: every sentence of the top hits is scored (IDF-weighted morpheme
+   overlap, character-bigram overlap, retrieval rank/score, position, neighbour overlap);
+   a listwise softmax model picks the sentences most likely to hold the answer.
+2. span extraction: candidate spans (noun chains, number+counter, dates, quoted titles)
+   are built from Kiwi morphemes of the best sentences and scored by a second listwise
+   model (expected answer type x span shape, proximity to question words, overlap with
+   the question, sentence score).
+
+A third small logistic model, calibrated on NoMIRACL-ko, turns the winning scores into a
+confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다").
+
+The answer is always an exact substring of the cited passage: `answer ==
+doc_text[evidence.start:evidence.end]`, since `Hit.text == doc_text[hit.start:hit.end]`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .documents import Hit
+from .korean import Analyzer, get_analyzer, normalize
+from .reader_features import (
+    MAX_QUESTION_CHARS, Idf, PassageInfo, QuestionInfo, analyze_question, build_passage,
+    candidate_spans, sentence_features, span_features,
+)
+
+MODEL_DIR = Path(__file__).parent / "models"
+NO_EVIDENCE = "근거를 찾지 못했습니다"
+NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
+MAX_HITS = 5
+TOP_SENTENCES = 3
+N_ABSTAIN_FEATURES = 13
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Citation:
+    id: str
+    title: str
+    sentence: str
+    start: int                 # answer span in the document text (the sentence's when no span)
+    end: int
+    published_at: str | None
+    sentence_start: int        # the sentence in the document text
+    sentence_end: int
+    version: int = 1
+    url: str | None = None
+
+
+@dataclass
+class Answer:
+    answer: str | None
+    confidence: float
+    evidence: Citation | None
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "answer": self.answer,
+            "confidence": round(float(self.confidence), 4),
+            "evidence": asdict(self.evidence) if self.evidence is not None else None,
+            "citations": [asdict(c) for c in self.citations],
+            "abstained": self.abstained,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def _abstain(reason: str, confidence: float = 0.0) -> Answer:
+    return Answer(None, confidence, None, [], True, reason)
+
+
+# --------------------------------------------------------------------------- metrics (KorQuAD 1.0)
+
+_PUNCT = set(string.punctuation) | set("‘’´`“”《》〈〉「」『』")
+
+
+def normalize_answer(s: str) -> str:
+    """KorQuAD 1.0: lower-case, drop quotes/brackets/ASCII punctuation, collapse spaces."""
+    s = s.lower()
+    s = re.sub(r"'|\"|《|》|<|>|〈|〉|\(|\)|‘|’", " ", s)
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    return " ".join(s.split())
+
+
+def exact_match(pred: str | None, golds: Sequence[str]) -> float:
+    if pred is None:
+        return 0.0
+    p = normalize_answer(pred)
+    return float(any(p == normalize_answer(g) for g in golds))
+
+
+def _f1_one(pred: str, gold: str) -> float:
+    p = list(normalize_answer(pred).replace(" ", ""))
+    g = list(normalize_answer(gold).replace(" ", ""))
+    common = Counter(p) & Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    prec, rec = same / len(p), same / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def f1(pred: str | None, golds: Sequence[str]) -> float:
+    if pred is None:
+        return 0.0
+    return max((_f1_one(pred, g) for g in golds), default=0.0)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class _Linear:
+    """Sparse linear scorer over hashed feature slots."""
+
+    def __init__(self, idx: np.ndarray, val: np.ndarray) -> None:
+        self.w = dict(zip(idx.tolist(), val.tolist()))
+
+    def score(self, feats: dict[int, float]) -> float:
+        w = self.w
+        return sum(w.get(k, 0.0) * v for k, v in feats.items())
+
+
+@dataclass
+class _Scored:
+    passage: int
+    sentence: int
+    start: int
+    end: int
+    logit: float
+
+
+class Reader:
+    def __init__(self, sent_model: _Linear, span_model: _Linear, idf: Idf,
+                 abstain: dict[str, Any], analyzer: Analyzer | None = None) -> None:
+        self.sent_model = sent_model
+        self.span_model = span_model
+        self.idf = idf
+        self.abstain_coef = np.asarray(abstain["coef"], dtype=float)
+        self.abstain_bias = float(abstain["bias"])
+        self.threshold = float(abstain["threshold"])
+        self._analyzer = analyzer
+        self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, analyzer: Analyzer | None = None) -> "Reader":
+        d = Path(model_dir) if model_dir else MODEL_DIR
+        z = np.load(d / "reader.npz")
+        meta = json.loads((d / "reader.json").read_text(encoding="utf-8"))
+        idf = Idf(meta["idf"]["df"], int(meta["idf"]["n_docs"]))
+        return cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
+                   idf, meta["abstain"], analyzer)
+
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = get_analyzer()
+        return self._analyzer
+
+    # -- analysis ---------------------------------------------------------
+
+    def question(self, question: str) -> QuestionInfo:
+        text = normalize(question or "")[:MAX_QUESTION_CHARS].strip()
+        return analyze_question(text, self.analyzer.morphemes(text) if text else [])
+
+    def passage(self, text: str) -> PassageInfo:
+        cached = self._cache.get(text)
+        if cached is not None:
+            self._cache.move_to_end(text)
+            return cached
+        sents = self.analyzer.sentences(text)
+        morphs = self.analyzer.morphemes_batch([s.text for s in sents]) if sents else []
+        info = build_passage(text, [(s.start, s.end) for s in sents], morphs)
+        self._cache[text] = info
+        if len(self._cache) > 512:
+            self._cache.popitem(last=False)
+        return info
+
+    # -- answering --------------------------------------------------------
+
+    def answer(self, question: str, hits: list[Hit]) -> Answer:
+        if not hits:
+            return _abstain(NO_EVIDENCE)
+        q = self.question(question)
+        if not q.term_set:
+            return _abstain(NO_CONTENT)
+        hits = list(hits[:MAX_HITS])
+        passages = [self.passage(h.text) for h in hits]
+        return self.answer_analyzed(q, hits, passages)
+
+    def score(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
+        """Sentence logits, scored candidate spans (best first) and abstention features."""
+        top = max((h.score for h in hits), default=0.0)
+        rel = [(h.score / top) if top > 0 else 0.0 for h in hits]
+        sfeats = sentence_features(q, self.idf, passages, list(range(len(hits))), rel)
+        if not sfeats:
+            return [], [], None
+        slog = [(self.sent_model.score(f), pi, si) for pi, si, f in sfeats]
+        slog.sort(key=lambda x: -x[0])
+        best_s = slog[0][0]
+        spans: list[_Scored] = []
+        for lg, pi, si in slog[:TOP_SENTENCES]:
+            p = passages[pi]
+            for sp in candidate_spans(p, pi, si):
+                f = span_features(q, self.idf, p, sp, lg, lg - best_s, pi, q.text)
+                spans.append(_Scored(pi, si, sp.start, sp.end, self.span_model.score(f)))
+        spans.sort(key=lambda x: -x.logit)
+        feats = None
+        if spans:
+            cov = {f_pi_si: f for f_pi_si, f in (((pi, si), f) for pi, si, f in sfeats)}
+            b = spans[0]
+            sf = cov[(b.passage, b.sentence)]
+            logits = np.array([s.logit for s in spans])
+            m = logits.max()
+            p_best = 1.0 / np.exp(logits - m).sum()
+            sl = np.array([x[0] for x in slog])
+            ps = np.exp(sl - sl.max())
+            ps /= ps.sum()
+            # what of the question the best passage leaves unexplained
+            bp = passages[b.passage]
+            q_idf = {t: self.idf(t) for t in q.term_set}
+            missing = [w for t, w in q_idf.items() if t not in bp.term_set]
+            feats = np.array([
+                sf[1], sf[3], sf[4], b.logit / 5, math.log(p_best + 1e-9) / 5, best_s / 5,
+                float(ps[0]), max(f[1] for _, _, f in sfeats), max(f[3] for _, _, f in sfeats),
+                max(missing, default=0.0) / 10, sum(missing) / 10, len(missing) / 5,
+                math.log1p(len(q.term_set)),
+            ])
+        return slog, spans, feats
+
+    def confidence(self, feats: np.ndarray | None) -> float:
+        if feats is None:
+            return 0.0
+        z = float(self.abstain_coef @ feats + self.abstain_bias)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]) -> Answer:
+        slog, spans, feats = self.score(q, hits, passages)
+        if not spans:
+            return _abstain(NO_EVIDENCE)
+        conf = self.confidence(feats)
+        if conf < self.threshold:
+            return _abstain(NO_EVIDENCE, conf)
+        best = spans[0]
+        evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, best.start, best.end)
+        citations = [evidence]
+        seen = {(best.passage, best.sentence)}
+        for lg, pi, si in slog[:TOP_SENTENCES]:
+            if (pi, si) in seen or lg < slog[0][0] - 2.0:
+                continue
+            seen.add((pi, si))
+            s = passages[pi].sentences[si]
+            citations.append(self._citation(hits[pi], passages[pi], si, s.start, s.end))
+        text = hits[best.passage].text[best.start:best.end]
+        return Answer(text, conf, evidence, citations, False, None)
+
+    @staticmethod
+    def _citation(hit: Hit, p: PassageInfo, si: int, start: int, end: int) -> Citation:
+        s = p.sentences[si]
+        return Citation(
+            id=hit.id, title=hit.title, sentence=p.text[s.start:s.end],
+            start=hit.start + start, end=hit.start + end, published_at=hit.published_at,
+            sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
+            version=hit.version, url=hit.url,
+        )

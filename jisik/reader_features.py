@@ -1,0 +1,350 @@
+"""Features for the extractive reader: question analysis, sentences, candidate spans.
+
+Shared by the runtime reader (`jisik.read`) and the trainer (`scripts/train_reader.py`), so
+training and inference see exactly the same features. Nothing here is tuned by hand beyond
+*which* features exist: every weight comes from `jisik/models/reader.npz`.
+
+Features are of two kinds: a few dense numbers (overlap, proximity, rank, length) and
+hashed categorical strings (answer type crossed with the span's shape: last morpheme,
+following particle, tag pattern ...). Both live in one sparse vector of `DIM` slots.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+
+from .korean import Morpheme, terms_from_morphemes
+
+HASH_BITS = 18
+DIM = 1 << HASH_BITS
+N_DENSE = 64  # slots 0..63 are dense features, hashed ones land in 64..DIM-1
+
+MAX_QUESTION_CHARS = 1000
+MAX_SPAN_MORPHS = 12
+MAX_SPAN_CHARS = 48
+
+WH_FORMS = {
+    "누구": "who", "누가": "who", "언제": "when", "어디": "where", "무엇": "what", "뭐": "what",
+    "무슨": "what", "어느": "which", "어떤": "which", "어떻": "how", "어떠": "how", "몇": "num",
+    "얼마": "num", "얼마나": "num", "왜": "why", "어찌": "how", "며칠": "when",
+}
+WHEN_FOCUS = {"날", "날짜", "연도", "년도", "해", "시기", "시점", "년", "월", "일", "때", "세기", "시대", "기간", "요일", "시각", "시간"}
+WHO_FOCUS = {"사람", "인물", "이름", "선수", "작가", "감독", "왕", "대통령", "배우", "가수", "주인공", "저자", "창시자", "설립자", "회장", "장관", "화가", "교수", "학자"}
+WHERE_FOCUS = {"곳", "장소", "지역", "나라", "국가", "도시", "위치", "지방", "섬", "대륙", "나라명", "지명"}
+NUM_FOCUS = {"수", "개수", "인원", "금액", "비율", "규모", "나이", "거리", "높이", "길이", "크기", "무게", "인구", "횟수"}
+
+START_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XPN", "XR", "MM", "SSO"}
+END_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "SSC"}
+NOMINAL = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "XPN"}
+OPEN_QUOTES = set("《「『〈<(\"'‘“[【")
+CLOSE_QUOTES = set("》」』〉>)\"'’”]】")
+_SPACE = re.compile(r"\s")
+
+
+def _hash(s: str) -> int:
+    return N_DENSE + (zlib.crc32(s.encode("utf-8")) % (DIM - N_DENSE))
+
+
+# --------------------------------------------------------------------------- question
+
+
+@dataclass
+class QuestionInfo:
+    text: str
+    morphs: list[Morpheme]
+    terms: list[str]               # content terms (lower-cased), question order
+    term_set: frozenset[str]
+    qtype: str                     # who/when/where/num/what/which/how/why/other
+    wh: str                        # wh word form or ''
+    focus: str                     # noun the question asks about ('인물', '연도') or ''
+    wh_particle: str               # particle right after the wh phrase ('가', '을') or ''
+    left_terms: frozenset[str]     # content terms just before the wh/focus phrase
+    right_terms: frozenset[str]    # content terms just after it
+    bigrams: frozenset[str]
+    verb: str = ""                 # last verb/adjective stem or predicative noun ('태어나', '설립')
+
+
+def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
+    terms = terms_from_morphemes(morphs)
+    wh_i, wh = -1, ""
+    for i, m in enumerate(morphs):
+        if m.form in WH_FORMS and (m.tag.startswith("N") or m.tag in {"MM", "MAG", "VA", "NR", "IC"}):
+            wh_i, wh = i, m.form
+            break
+    focus_i = -1
+    if wh_i >= 0 and wh_i + 1 < len(morphs) and morphs[wh_i + 1].tag.startswith("NN"):
+        focus_i = wh_i + 1  # 몇 년, 어느 나라, 무슨 상
+    elif wh_i < 0:
+        # '...파견된 인물은?': last noun of the question
+        for i in range(len(morphs) - 1, -1, -1):
+            if morphs[i].tag.startswith("NN"):
+                focus_i = i
+                break
+    focus = morphs[focus_i].form if focus_i >= 0 else ""
+    anchor = max(wh_i, focus_i)
+    wh_particle = ""
+    if anchor >= 0 and anchor + 1 < len(morphs) and morphs[anchor + 1].tag.startswith("J"):
+        wh_particle = morphs[anchor + 1].form
+    qtype = WH_FORMS.get(wh, "other")
+    if qtype in {"num", "which", "what", "other"} and focus:
+        if focus in WHEN_FOCUS:
+            qtype = "when"
+        elif focus in WHO_FOCUS:
+            qtype = "who"
+        elif focus in WHERE_FOCUS:
+            qtype = "where"
+        elif focus in NUM_FOCUS and qtype == "other":
+            qtype = "num"
+    lo = min(x for x in (wh_i, focus_i) if x >= 0) if anchor >= 0 else len(morphs)
+    left = terms_from_morphemes(morphs[max(0, lo - 4):lo]) if anchor >= 0 else terms_from_morphemes(morphs[-6:])
+    right = terms_from_morphemes(morphs[anchor + 1:anchor + 6]) if anchor >= 0 else []
+    verb = ""
+    for i in range(len(morphs) - 1, -1, -1):
+        m = morphs[i]
+        if m.tag in {"VV", "VA"} and m.form not in {"하", "되", "있", "이"}:
+            verb = m.form
+            break
+        if m.tag in {"XSV", "XSA"} and i > 0 and morphs[i - 1].tag.startswith("NN"):
+            verb = morphs[i - 1].form
+            break
+    return QuestionInfo(
+        verb=verb,
+        text=text, morphs=morphs, terms=terms, term_set=frozenset(terms), qtype=qtype, wh=wh,
+        focus=focus, wh_particle=wh_particle, left_terms=frozenset(left),
+        right_terms=frozenset(right), bigrams=frozenset(char_bigrams(text)),
+    )
+
+
+def char_bigrams(text: str) -> set[str]:
+    t = _SPACE.sub("", text)
+    return {t[i:i + 2] for i in range(len(t) - 1)}
+
+
+# --------------------------------------------------------------------------- passages
+
+
+@dataclass
+class SentenceInfo:
+    start: int                     # offsets in the passage text
+    end: int
+    morphs: list[Morpheme]         # offsets in the passage text
+    forms: list[str]               # lower-cased morpheme forms
+    term_set: frozenset[str]
+
+
+@dataclass
+class PassageInfo:
+    text: str
+    sentences: list[SentenceInfo]
+    term_set: frozenset[str] = field(default_factory=frozenset)
+
+
+def build_passage(text: str, spans: list[tuple[int, int]], morphs_per_sentence: list[list[Morpheme]]) -> PassageInfo:
+    sents = []
+    all_terms: set[str] = set()
+    for (s, e), ms in zip(spans, morphs_per_sentence):
+        ms = [Morpheme(m.form, m.tag, m.start + s, m.end + s) for m in ms]
+        ts = frozenset(terms_from_morphemes(ms))
+        all_terms |= ts
+        sents.append(SentenceInfo(s, e, ms, [m.form.lower() for m in ms], ts))
+    return PassageInfo(text, sents, frozenset(all_terms))
+
+
+# --------------------------------------------------------------------------- idf
+
+
+class Idf:
+    def __init__(self, df: dict[str, int], n_docs: int) -> None:
+        self.df = df
+        self.n = n_docs
+        self.default = math.log((n_docs + 1) / 1.5)
+
+    def __call__(self, term: str) -> float:
+        d = self.df.get(term)
+        if d is None:
+            return self.default
+        return math.log((self.n + 1) / (d + 0.5))
+
+
+# --------------------------------------------------------------------------- sentence features
+
+
+def sentence_features(q: QuestionInfo, idf: Idf, passages: list[PassageInfo], ranks: list[int],
+                      rel_scores: list[float]) -> list[tuple[int, int, dict[int, float]]]:
+    """One sparse feature dict per sentence of every passage: (passage_idx, sent_idx, feats)."""
+    q_w = {t: idf(t) for t in q.term_set}
+    total = sum(q_w.values()) or 1.0
+    nq = max(1, len(q.term_set))
+    qb = q.bigrams
+    nqb = max(1, len(qb))
+    out = []
+    for pi, p in enumerate(passages):
+        p_cov = sum(w for t, w in q_w.items() if t in p.term_set) / total
+        covs = [sum(w for t, w in q_w.items() if t in s.term_set) / total for s in p.sentences]
+        n_s = len(p.sentences)
+        for si, s in enumerate(p.sentences):
+            stext = p.text[s.start:s.end]
+            cov = covs[si]
+            cnt = sum(1 for t in q.term_set if t in s.term_set) / nq
+            sb = char_bigrams(stext)
+            bi = len(qb & sb) / nqb
+            ctx = max(covs[si - 1] if si > 0 else 0.0, covs[si + 1] if si + 1 < n_s else 0.0)
+            f = {
+                0: 1.0, 1: cov, 2: cnt, 3: bi, 4: p_cov, 5: ctx, 6: 1.0 / (1 + ranks[pi]),
+                7: rel_scores[pi], 8: 1.0 if si == 0 else 0.0, 9: math.log1p(len(stext)) / 6,
+                10: cov * cov, 11: bi * bi, 12: cov * bi, 13: 1.0 if q.left_terms & s.term_set else 0.0,
+                14: len(q.left_terms & s.term_set) / max(1, len(q.left_terms)),
+                15: len(q.right_terms & s.term_set) / max(1, len(q.right_terms)),
+                16: 1.0 if cov >= 0.999 else 0.0, 17: max(covs) - cov if covs else 0.0,
+            }
+            f[_hash(f"srank={min(ranks[pi], 9)}")] = 1.0
+            f[_hash(f"qt={q.qtype}|has_sn={int(any(m.tag == 'SN' for m in s.morphs))}")] = 1.0
+            out.append((pi, si, f))
+    return out
+
+
+# --------------------------------------------------------------------------- span candidates
+
+
+@dataclass
+class Span:
+    passage: int
+    sentence: int
+    i: int                         # first morpheme index in the sentence
+    j: int                         # last morpheme index (inclusive)
+    start: int                     # char offsets in the passage text
+    end: int
+
+
+def candidate_spans(p: PassageInfo, pi: int, si: int) -> list[Span]:
+    s = p.sentences[si]
+    ms = s.morphs
+    text = p.text
+    n = len(ms)
+    out = []
+    starts = []
+    for i, m in enumerate(ms):
+        if m.tag not in START_TAGS:
+            continue
+        before = text[m.start - 1] if m.start > 0 else " "
+        prev_same = i > 0 and ms[i - 1].end == m.start and ms[i - 1].tag not in {"SSO", "SP", "SO", "SW", "SS"}
+        if before.isspace() or before in OPEN_QUOTES or before in ",·/-~" or not prev_same or m.start == s.start:
+            starts.append(i)
+    for i in starts:
+        lim = min(n, i + MAX_SPAN_MORPHS)
+        for j in range(i, lim):
+            m = ms[j]
+            if m.tag in {"SF", "EF"}:
+                break
+            if m.end - ms[i].start > MAX_SPAN_CHARS:
+                break
+            if m.tag not in END_TAGS:
+                continue
+            if m.tag == "SSC" and ms[i].tag != "SSO":
+                continue
+            if j + 1 < n:
+                nx = ms[j + 1]
+                if nx.start == m.end and nx.tag in NOMINAL and nx.tag != "XSN":
+                    continue  # would cut a compound noun in half
+            start, end = ms[i].start, m.end
+            if end <= start:
+                continue
+            out.append(Span(pi, si, i, j, start, end))
+    return out
+
+
+def _pattern(ms: list[Morpheme]) -> str:
+    tags = []
+    for m in ms:
+        t = m.tag[:2] if m.tag.startswith(("NN", "J", "E", "V", "X")) else m.tag
+        if not tags or tags[-1] != t:
+            tags.append(t)
+    return "-".join(tags[:6])
+
+
+def span_features(q: QuestionInfo, idf: Idf, p: PassageInfo, sp: Span, sent_logit: float,
+                  sent_margin: float, rank: int, q_surface: str) -> dict[int, float]:
+    s = p.sentences[sp.sentence]
+    ms = s.morphs
+    forms = s.forms
+    span_ms = ms[sp.i:sp.j + 1]
+    n = len(ms)
+    q_terms = q.term_set
+    # positions in the sentence of morphemes matching question terms
+    match_pos = [k for k in range(n) if forms[k] in q_terms and not (sp.i <= k <= sp.j)]
+    if match_pos:
+        dist = min(min(abs(k - sp.i), abs(k - sp.j)) for k in match_pos)
+    else:
+        dist = 30
+    def win(lo, hi, terms=None):
+        ts = terms if terms is not None else q_terms
+        seen = set()
+        w = 0.0
+        for k in range(max(0, lo), min(n, hi)):
+            if sp.i <= k <= sp.j:
+                continue
+            f = forms[k]
+            if f in ts and f not in seen:
+                seen.add(f)
+                w += idf(f)
+        return w
+    q_total = sum(idf(t) for t in q_terms) or 1.0
+    # every matched question term, weighted by closeness to the span (each term once, nearest)
+    near_w: dict[str, float] = {}
+    side_l = side_r = 0.0
+    for k in match_pos:
+        d = sp.i - k if k < sp.i else k - sp.j
+        w = idf(forms[k]) / (1.0 + d)
+        if w > near_w.get(forms[k], 0.0):
+            near_w[forms[k]] = w
+        if k < sp.i:
+            side_l += idf(forms[k]) / q_total
+        else:
+            side_r += idf(forms[k]) / q_total
+    closeness = sum(near_w.values()) / q_total
+    left4 = win(sp.i - 4, sp.i) / q_total
+    right4 = win(sp.j + 1, sp.j + 5) / q_total
+    near10 = win(sp.i - 10, sp.j + 11) / q_total
+    align_l = win(sp.i - 5, sp.i, q.left_terms) / q_total
+    align_r = win(sp.j + 1, sp.j + 6, q.right_terms) / q_total
+    span_terms = terms_from_morphemes(span_ms)
+    in_q = sum(1 for t in span_terms if t in q_terms) / max(1, len(span_terms))
+    surface = p.text[sp.start:sp.end]
+    n_eoj = surface.count(" ") + 1
+    first, last = span_ms[0], span_ms[-1]
+    nxt = ms[sp.j + 1] if sp.j + 1 < n else None
+    prv = ms[sp.i - 1] if sp.i > 0 else None
+    nt = nxt.tag if nxt is not None else "END"
+    nf = nxt.form if nxt is not None and nxt.tag.startswith(("J", "VCP", "E", "XS")) else nt
+    pt = prv.tag if prv is not None else "BEG"
+    has_sn = any(m.tag == "SN" for m in span_ms)
+    n_j = sum(1 for m in span_ms if m.tag.startswith(("J", "E", "V")))
+    rel_pos = sp.i / max(1, n)
+    f = {
+        20: 1.0, 21: sent_logit / 5, 22: sent_margin / 5, 23: 1.0 / (1 + rank),
+        24: 1.0 / (1 + dist), 25: left4, 26: right4, 27: near10, 28: align_l, 29: align_r,
+        30: in_q, 31: 1.0 if in_q >= 0.999 else 0.0, 32: len(span_ms) / 6, 33: min(len(surface), 40) / 10,
+        34: n_eoj / 3, 35: 1.0 if surface in q_surface else 0.0, 36: rel_pos, 37: n_j / 3,
+        38: 1.0 if dist <= 1 else 0.0, 39: 1.0 if dist <= 3 else 0.0, 40: left4 * right4,
+        41: 1.0 if sp.i == 0 else 0.0, 42: closeness, 43: min(side_l, 2.0) / 2, 44: min(side_r, 2.0) / 2,
+    }
+    qt = q.qtype
+    foc = q.focus or "-"
+    lf = last.form.lower() if last.tag in {"NNB", "XSN", "NNG", "SSC"} else last.tag
+    pat = _pattern(span_ms)
+    nlen = min(len(span_ms), 8)
+    for key in (
+        f"qt={qt}|lt={last.tag}", f"qt={qt}|lf={lf}", f"qt={qt}|ft={first.tag}", f"qt={qt}|nt={nt}",
+        f"qt={qt}|nf={nf}", f"qt={qt}|pt={pt}", f"qt={qt}|pat={pat}", f"qt={qt}|len={nlen}",
+        f"qt={qt}|sn={int(has_sn)}", f"qt={qt}|eoj={min(n_eoj, 5)}", f"foc={foc}|lf={lf}",
+        f"foc={foc}|lt={last.tag}", f"foc={foc}|pat={pat}", f"wp={q.wh_particle}|nf={nf}",
+        f"wh={q.wh}|lf={lf}", f"wh={q.wh}|pat={pat}", f"lf={lf}|nf={nf}", f"pat={pat}|nf={nf}",
+        f"qt={qt}|inq={int(in_q * 2)}", f"qt={qt}|dist={min(dist, 6)}", f"ft={first.tag}|lt={last.tag}",
+        f"qt={qt}|fq={int(first.tag == 'SSO')}{int(last.tag == 'SSC')}",
+        f"qv={q.verb}|lf={lf}", f"qv={q.verb}|pat={pat}", f"foc={foc}|nf={nf}",
+    ):
+        f[_hash(key)] = 1.0
+    return f
