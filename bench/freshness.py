@@ -182,7 +182,7 @@ def real_edits(data: Path, work: Path, limit: int | None) -> dict:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             for line in f:
                 rec = json.loads(line)
-                if rec["title"] in titles and rec["title"] not in wiki:
+                if rec["title"] in titles and rec["title"] not in wiki and rec["text"].strip():
                     wiki[rec["title"]] = rec["text"]
     db = work / "real-edits.db"
     for suffix in ("", "-wal", "-shm"):

@@ -9,7 +9,9 @@ Two learned stages, both linear models over `jisik.reader_features` trained by
 2. span extraction: candidate spans (noun chains, number+counter, dates, quoted titles)
    are built from Kiwi morphemes of the best sentences and scored by a second listwise
    model (expected answer type x span shape, proximity to question words, overlap with
-   the question, sentence score).
+   the question, sentence score); its score is stacked into a LightGBM lambdarank tree
+   ranker (`reader_span.lgb.txt`, features `reader_features.span_tree_matrix`) that gives
+   the final span order.
 
 A third small logistic model, calibrated on NoMIRACL-ko, turns the winning scores into a
 confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다").
@@ -35,7 +37,7 @@ from .documents import Hit
 from .korean import Analyzer, get_analyzer, normalize
 from .reader_features import (
     MAX_QUESTION_CHARS, Idf, PassageInfo, QuestionInfo, analyze_question, build_passage,
-    candidate_spans, sentence_features, span_features,
+    candidate_spans, sentence_features, span_features, span_tree_matrix,
 )
 
 MODEL_DIR = Path(__file__).parent / "models"
@@ -44,6 +46,7 @@ NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
 MAX_HITS = 5
 TOP_SENTENCES = 3
 N_ABSTAIN_FEATURES = 13
+SPAN_TREE_FILE = "reader_span.lgb.txt"
 
 
 # --------------------------------------------------------------------------- results
@@ -149,11 +152,25 @@ class _Scored:
     logit: float
 
 
+class _Trees:
+    """LightGBM lambdarank span ranker over `span_tree_matrix` rows (stacked on the linear score)."""
+
+    def __init__(self, path: Path) -> None:
+        import lightgbm  # runtime dependency of the tree ranker only
+
+        self.booster = lightgbm.Booster(model_file=str(path))
+
+    def scores(self, rows: list[list[float]]) -> np.ndarray:
+        return self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1)
+
+
 class Reader:
     def __init__(self, sent_model: _Linear, span_model: _Linear, idf: Idf,
-                 abstain: dict[str, Any], analyzer: Analyzer | None = None) -> None:
+                 abstain: dict[str, Any], analyzer: Analyzer | None = None,
+                 span_trees: _Trees | None = None) -> None:
         self.sent_model = sent_model
         self.span_model = span_model
+        self.span_trees = span_trees
         self.idf = idf
         self.abstain_coef = np.asarray(abstain["coef"], dtype=float)
         self.abstain_bias = float(abstain["bias"])
@@ -167,8 +184,10 @@ class Reader:
         z = np.load(d / "reader.npz")
         meta = json.loads((d / "reader.json").read_text(encoding="utf-8"))
         idf = Idf(meta["idf"]["df"], int(meta["idf"]["n_docs"]))
+        ranker = meta.get("span_ranker")
+        trees = _Trees(d / ranker["file"]) if ranker and (d / ranker["file"]).exists() else None
         return cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
-                   idf, meta["abstain"], analyzer)
+                   idf, meta["abstain"], analyzer, trees)
 
     @property
     def analyzer(self) -> Analyzer:
@@ -218,11 +237,20 @@ class Reader:
         slog.sort(key=lambda x: -x[0])
         best_s = slog[0][0]
         spans: list[_Scored] = []
-        for lg, pi, si in slog[:TOP_SENTENCES]:
+        cands, sparse, lin = [], [], []
+        for r, (lg, pi, si) in enumerate(slog[:TOP_SENTENCES]):
             p = passages[pi]
             for sp in candidate_spans(p, pi, si):
                 f = span_features(q, self.idf, p, sp, lg, lg - best_s, pi, q.text)
-                spans.append(_Scored(pi, si, sp.start, sp.end, self.span_model.score(f)))
+                cands.append((sp, r))
+                sparse.append(f)
+                lin.append(self.span_model.score(f))
+        if cands and self.span_trees is not None:
+            logit = self.span_trees.scores(span_tree_matrix(q, self.idf, passages, cands, sparse, lin)).tolist()
+        else:
+            logit = lin
+        for (sp, _), lg in zip(cands, logit):
+            spans.append(_Scored(sp.passage, sp.sentence, sp.start, sp.end, float(lg)))
         spans.sort(key=lambda x: -x.logit)
         feats = None
         if spans:

@@ -348,3 +348,172 @@ def span_features(q: QuestionInfo, idf: Idf, p: PassageInfo, sp: Span, sent_logi
     ):
         f[_hash(key)] = 1.0
     return f
+
+
+# --------------------------------------------------------------------------- tree features (span ranker)
+
+QTYPES = ["who", "when", "where", "num", "what", "which", "how", "why", "other"]
+_TAGS = ["NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "XPN", "MM", "SSO", "SSC",
+         "JKS", "JKC", "JKG", "JKO", "JKB", "JKV", "JKQ", "JX", "JC", "VCP", "VV", "VA", "XSV", "XSA",
+         "EP", "EF", "EC", "ETM", "ETN", "SF", "SP", "SS", "SO", "SW", "MAG", "MAJ", "END", "BEG"]
+TAG_CODE = {t: i for i, t in enumerate(_TAGS)}
+# particles/copula that typically follow an answer phrase
+_NEXT_FORMS = ["은", "는", "이", "가", "을", "를", "에", "에서", "의", "로", "으로", "와", "과", "도", "만",
+               "이다", "까지", "부터", "에게", "라는", "이라는", "라고", "이라고", "인", "이며", "였", "이었"]
+NEXT_CODE = {f: i for i, f in enumerate(_NEXT_FORMS)}
+_TOPIC_SUBJ = {"은", "는", "이", "가"}
+_OBJ = {"을", "를"}
+_LOC = {"에", "에서", "로", "으로", "에게", "까지", "부터"}
+_DATE_UNITS = {"년", "월", "일", "세기", "년대", "시", "분"}
+
+TREE_FEATURES = [
+    # dense slots copied from span_features (20..44)
+    "sent_logit", "sent_margin", "p_rank", "inv_dist", "left4", "right4", "near10", "align_l", "align_r",
+    "in_q", "all_in_q", "n_morph", "n_char", "n_eoj", "surface_in_q", "rel_pos", "n_func", "dist_le1",
+    "dist_le3", "left_x_right", "sent_first", "closeness", "side_l", "side_r",
+    # stacked linear span score
+    "lin", "lin_minus_max", "lin_rank", "lin_softmax",
+    # categorical (as integer codes)
+    "c_qtype", "c_last_tag", "c_first_tag", "c_next", "c_prev_tag", "c_wh_particle",
+    # interactions / extras
+    "dchar_left", "dchar_right", "dmorph_left", "dmorph_right", "n_match_sent", "sent_cov",
+    "between_matches", "before_all", "after_all", "next_topic_subj", "next_obj", "next_loc",
+    "wp_eq_next", "wp_group_eq", "focus_is_last", "focus_in_span", "has_sn", "date_units",
+    "quoted", "span_bigram_q", "span_idf_mean", "span_freq", "sent_rank", "n_cands_q",
+    "is_longest_end", "is_shortest_end", "same_end_count", "qt_x_sn", "qt_x_date",
+    "span_in_other_sents", "verb_near",
+]
+CAT_FEATURES = [i for i, n in enumerate(TREE_FEATURES) if n.startswith("c_")]
+
+
+def _group(f: str) -> int:
+    if f in _TOPIC_SUBJ:
+        return 1
+    if f in _OBJ:
+        return 2
+    if f in _LOC:
+        return 3
+    return 0
+
+
+LIN_COLS = slice(24, 28)
+
+
+def lin_columns(lin: "list[float]") -> "list[list[float]]":
+    """Per-question view of the linear span scores: score, gap to best, rank, softmax."""
+    if not len(lin):
+        return []
+    lin = [float(v) for v in lin]
+    lin_max = max(lin)
+    order = sorted(range(len(lin)), key=lambda k: -lin[k])
+    lrank = [0] * len(lin)
+    for r, k in enumerate(order):
+        lrank[k] = r
+    z = sum(math.exp(v - lin_max) for v in lin)
+    return [[v, v - lin_max, float(min(lrank[k], 50)), math.exp(v - lin_max) / z] for k, v in enumerate(lin)]
+
+
+def span_tree_matrix(q: QuestionInfo, idf: Idf, passages: list[PassageInfo],
+                     cands: list[tuple[Span, int]], sparse: list[dict[int, float]],
+                     lin: list[float]) -> "list[list[float]]":
+    """Dense rows for the tree span ranker, one per candidate of one question.
+
+    `cands` are (span, sentence rank among the chosen sentences), `sparse` the span_features
+    dicts (its dense slots 20..44 are reused), `lin` the linear span scores.
+    """
+    if not cands:
+        return []
+    lc = lin_columns(lin)
+    q_terms = q.term_set
+    q_total = sum(idf(t) for t in q_terms) or 1.0
+    qb = q.bigrams
+    surfaces = []
+    for sp, _ in cands:
+        surfaces.append(passages[sp.passage].text[sp.start:sp.end])
+    norm_surf = [s.replace(" ", "") for s in surfaces]
+    freq: dict[str, int] = {}
+    for s in norm_surf:
+        freq[s] = freq.get(s, 0) + 1
+    # occurrences of each surface in other chosen sentences (redundancy across evidence)
+    sent_texts = {}
+    for sp, _ in cands:
+        key = (sp.passage, sp.sentence)
+        if key not in sent_texts:
+            st = passages[sp.passage].sentences[sp.sentence]
+            sent_texts[key] = passages[sp.passage].text[st.start:st.end].replace(" ", "")
+    by_end: dict[tuple[int, int, int], list[int]] = {}
+    for k, (sp, _) in enumerate(cands):
+        by_end.setdefault((sp.passage, sp.sentence, sp.j), []).append(k)
+    sent_cache: dict[tuple[int, int], tuple[list[int], float]] = {}
+    rows = []
+    n_c = len(cands)
+    for k, (sp, srank) in enumerate(cands):
+        p = passages[sp.passage]
+        s = p.sentences[sp.sentence]
+        ms = s.morphs
+        n = len(ms)
+        key = (sp.passage, sp.sentence)
+        if key not in sent_cache:
+            mpos = [x for x in range(n) if s.forms[x] in q_terms]
+            cov = sum(idf(t) for t in q_terms if t in s.term_set) / q_total
+            sent_cache[key] = (mpos, cov)
+        mpos, cov = sent_cache[key]
+        outside = [x for x in mpos if not (sp.i <= x <= sp.j)]
+        left = [x for x in outside if x < sp.i]
+        right = [x for x in outside if x > sp.j]
+        dml = sp.i - max(left) if left else 40
+        dmr = min(right) - sp.j if right else 40
+        dcl = sp.start - ms[max(left)].end if left else 200
+        dcr = ms[min(right)].start - sp.end if right else 200
+        f = sparse[k]
+        dense = [f.get(x, 0.0) for x in range(21, 45)]
+        span_ms = ms[sp.i:sp.j + 1]
+        first, last = span_ms[0], span_ms[-1]
+        nxt = ms[sp.j + 1] if sp.j + 1 < n else None
+        prv = ms[sp.i - 1] if sp.i > 0 else None
+        nform = ""
+        if nxt is not None and nxt.tag.startswith(("J", "VCP", "E")):
+            nform = nxt.form
+            if nxt.tag == "VCP" and sp.j + 2 < n and ms[sp.j + 2].start == nxt.end:
+                nform = nxt.form + ms[sp.j + 2].form if (nxt.form + ms[sp.j + 2].form) in NEXT_CODE else "이"
+        if nform in NEXT_CODE:
+            c_next = NEXT_CODE[nform]
+        else:
+            c_next = 40 + TAG_CODE.get(nxt.tag if nxt is not None else "END", len(_TAGS))
+        wp = q.wh_particle
+        span_forms = [m.form for m in span_ms]
+        n_sn = any(m.tag == "SN" for m in span_ms)
+        n_date = sum(1 for m in span_ms if m.form in _DATE_UNITS and m.tag in {"NNB", "NNG", "XSN"})
+        surf = surfaces[k]
+        sb = char_bigrams(surf)
+        sbq = len(sb & qb) / max(1, len(sb))
+        sterms = [m.form.lower() for m in span_ms if m.tag.startswith("NN") or m.tag in {"SL", "SH", "XR"}]
+        idf_mean = sum(idf(t) for t in sterms) / len(sterms) if sterms else 0.0
+        same_end = by_end[(sp.passage, sp.sentence, sp.j)]
+        lens = [cands[x][0].end - cands[x][0].start for x in same_end]
+        L = sp.end - sp.start
+        other = sum(1 for kk, t in sent_texts.items() if kk != key and norm_surf[k] in t)
+        verb_near = 0.0
+        if q.verb:
+            for x in range(max(0, sp.i - 6), min(n, sp.j + 7)):
+                if s.forms[x] == q.verb and not (sp.i <= x <= sp.j):
+                    verb_near = 1.0 / (1 + min(abs(x - sp.i), abs(x - sp.j)))
+                    break
+        qt = QTYPES.index(q.qtype) if q.qtype in QTYPES else len(QTYPES) - 1
+        rows.append(dense + [
+            *lc[k],
+            float(qt), float(TAG_CODE.get(last.tag, len(_TAGS))), float(TAG_CODE.get(first.tag, len(_TAGS))),
+            float(c_next), float(TAG_CODE.get(prv.tag if prv is not None else "BEG", len(_TAGS))),
+            float(NEXT_CODE.get(wp, len(_NEXT_FORMS) if wp else len(_NEXT_FORMS) + 1)),
+            float(min(dcl, 200)), float(min(dcr, 200)), float(dml), float(dmr), float(len(set(s.forms[x] for x in mpos))),
+            cov, float(bool(left) and bool(right)), float(not left and bool(right)), float(bool(left) and not right),
+            float(nform in _TOPIC_SUBJ), float(nform in _OBJ), float(nform in _LOC),
+            float(bool(wp) and wp == nform), float(bool(wp) and _group(wp) == _group(nform) and _group(wp) > 0),
+            float(bool(q.focus) and last.form == q.focus), float(bool(q.focus) and q.focus in span_forms),
+            float(n_sn), float(n_date), float(first.tag == "SSO" or last.tag == "SSC"), sbq, idf_mean,
+            float(freq[norm_surf[k]]), float(srank), float(n_c),
+            float(L == max(lens)), float(L == min(lens)), float(len(same_end)),
+            float(qt * 2 + int(n_sn)), float(qt * 4 + min(n_date, 3)),
+            float(other), verb_near,
+        ])
+    return rows

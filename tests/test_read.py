@@ -128,3 +128,13 @@ def test_metrics():
     assert f1("1989년", ["1989년 2월 15일"]) == pytest.approx(2 * 1.0 * (5 / 10) / (1.0 + 5 / 10))
     assert f1("전혀 다른 말", ["1989년"]) == 0.0
     assert f1("임수경", ["다른 답", "임수경"]) == 1.0
+
+
+def test_tree_span_ranker_is_used(reader, hits):
+    # the shipped model ranks spans with the LightGBM trees stacked on the linear scores
+    assert reader.span_trees is not None
+    q = reader.question("가람 대교를 설계한 건축가는 누구인가?")
+    passages = [reader.passage(h.text) for h in hits]
+    _, spans, feats = reader.score(q, hits, passages)
+    assert spans and feats is not None and len(feats) == 13
+    assert all(spans[k].logit >= spans[k + 1].logit for k in range(len(spans) - 1))
