@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -23,9 +24,26 @@ from .store import Store, VersionInfo, open_store
 
 DEFAULT_ENCODER = "use"
 READ_PASSAGES = 5  # passages the reader reads per question
+READ_WINDOW_CHARS = 1500  # at most this much of one passage is read
 # A newer source wins when the reader is at least this confident in it, relative to the
 # best answer from an older source.
 RECENCY_CONFIDENCE = 0.8
+
+
+def read_window(hit: Hit, terms: list[str], width: int = READ_WINDOW_CHARS) -> Hit:
+    """The part of an over-long passage (stores built before chunks were bounded) with the
+    most query terms, so reading cost stays bounded; offsets stay document offsets."""
+    if len(hit.text) <= width:
+        return hit
+    step = width // 4
+    best, best_count = 0, -1
+    for lo in range(0, len(hit.text) - width + step, step):
+        window = hit.text[lo:lo + width]
+        count = sum(window.count(t) for t in set(terms))
+        if count > best_count:
+            best, best_count = lo, count
+    text = hit.text[best:best + width]
+    return replace(hit, text=text, start=hit.start + best, end=hit.start + best + len(text))
 
 
 class Jisik:
@@ -116,6 +134,7 @@ class Jisik:
                 return out
         hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
                                      collapse=False)
+        hits = [read_window(h, self.retriever.query_terms(question)) for h in hits]
         answer = self._prefer_recent(question, hits, self.reader.answer(question, hits))
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:

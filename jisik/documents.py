@@ -76,10 +76,14 @@ class Chunk:
 
 
 def chunk_sentences(sentences: list[Sentence], text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
-    """Greedy packing of whole sentences up to max_chars; a longer sentence stands alone."""
+    """Greedy packing of whole sentences up to max_chars.
+
+    A longer "sentence" (lists and tables often have no sentence punctuation) is cut at
+    whitespace into pieces of at most max_chars, so no passage is unboundedly long.
+    """
     chunks: list[Chunk] = []
     start = end = None
-    for s in sentences:
+    for s in _bounded(sentences, text, max_chars):
         if start is not None and s.end - start > max_chars:
             chunks.append(Chunk(start, end, text[start:end]))
             start = None
@@ -89,6 +93,20 @@ def chunk_sentences(sentences: list[Sentence], text: str, max_chars: int = MAX_C
     if start is not None:
         chunks.append(Chunk(start, end, text[start:end]))
     return chunks
+
+
+def _bounded(sentences: list[Sentence], text: str, max_chars: int):
+    for s in sentences:
+        lo = s.start
+        while s.end - lo > max_chars:
+            cut = text.rfind(" ", lo + max_chars // 2, lo + max_chars)
+            cut = cut if cut > lo else lo + max_chars
+            yield Sentence(text[lo:cut], lo, cut)
+            lo = cut
+            while lo < s.end and text[lo].isspace():
+                lo += 1
+        if lo < s.end:
+            yield Sentence(text[lo:s.end], lo, s.end)
 
 
 @dataclass

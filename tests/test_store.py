@@ -94,3 +94,22 @@ def test_bad_records_get_clear_errors(record, message):
 def test_open_missing_store_without_create_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="jisik ingest"):
         Jisik.open(tmp_path / "nope.db", create=False)
+
+
+def test_a_sentence_longer_than_a_chunk_is_cut_at_spaces():
+    text = "목록 " * 400 + "끝."
+    chunks = chunk_sentences(get_analyzer().sentences(text), text, max_chars=100)
+    assert len(chunks) >= 8
+    for c in chunks:
+        assert len(c.text) <= 100 and text[c.start:c.end] == c.text
+
+
+def test_reading_window_keeps_document_offsets():
+    from jisik.app import read_window
+    from jisik.documents import Hit
+
+    text = "가나다 " * 1000 + "한라산은 높다. " + "라마바 " * 1000
+    hit = Hit(id="d", title="t", score=1.0, text=text, start=10, end=10 + len(text))
+    w = read_window(hit, ["한라산"], width=400)
+    assert "한라산" in w.text and len(w.text) <= 400
+    assert text[w.start - 10:w.end - 10] == w.text
