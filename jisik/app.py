@@ -164,7 +164,8 @@ class Jisik:
 
     def warm_up(self) -> None:
         """Load models and indexes now, so that latencies measure answering, not loading."""
-        self.retriever, self.reader, self.memory
+        self.retriever.warm_up()
+        self.reader, self.memory
 
     def _newer_evidence(self, question: str, watermark: int) -> bool:
         """Would a current passage ingested after `watermark` be among those read now?

@@ -91,6 +91,7 @@ def search(query, k, batch, as_of, mode, db, as_json):
     if (query is None) == (batch is None):
         raise click.UsageError("give a QUERY or --batch FILE (not both)")
     app = open_app(db)
+    app.retriever.warm_up()
     try:
         if batch:
             def one(item):

@@ -57,6 +57,12 @@ class Retriever:
                          if isinstance(reranker, str) else reranker)
         self.index = PassageIndex(store, self.encoder.dim if self.encoder else None, analyzer=self.analyzer)
 
+    def warm_up(self) -> None:
+        """Load the encoder's model now (it loads on first use, ~1 s) so latencies measure search."""
+        self.index.refresh()
+        if self.encoder is not None:
+            self.encoder.encode_queries(["준비"])
+
     def query_terms(self, query: str) -> list[str]:
         return terms_from_morphemes(self.analyzer.morphemes(normalize(query)[:MAX_TEXT_CHARS]))
 
