@@ -59,9 +59,9 @@ class Retriever:
 
     def warm_up(self) -> None:
         """Load the encoder's model now (it loads on first use, ~1 s) so latencies measure search."""
-        self.index.refresh()
-        if self.encoder is not None:
+        if self.encoder is not None and not self._warm:
             self.encoder.encode_queries(["준비"])
+        self._warm = True
 
     def query_terms(self, query: str) -> list[str]:
         return terms_from_morphemes(self.analyzer.morphemes(normalize(query)[:MAX_TEXT_CHARS]))
