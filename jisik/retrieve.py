@@ -51,6 +51,7 @@ class Retriever:
         self.analyzer = analyzer or get_analyzer()
         self.encoder = get_encoder(encoder) if isinstance(encoder, str) else encoder
         self.weights = weights or FusionWeights()
+        self._warm = False
         # "default": the variant trained with dense features when there is an encoder, the
         # lexical-only variant (rerank-lexical.json) when there is none.
         self.reranker = (Reranker.load(default_model_path(self.encoder is not None))
