@@ -134,7 +134,9 @@ class Jisik:
                 return out
         hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
                                      collapse=False)
-        hits = [read_window(h, self.retriever.query_terms(question)) for h in hits]
+        if any(len(h.text) > READ_WINDOW_CHARS for h in hits):
+            terms = self.retriever.query_terms(question)
+            hits = [read_window(h, terms) for h in hits]
         answer = self._prefer_recent(question, hits, self.reader.answer(question, hits))
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:
