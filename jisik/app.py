@@ -17,9 +17,9 @@ import numpy as np
 from .documents import Document, Hit
 from .embed import get_encoder
 from .ingest import Ingester, IngestReport, read_paths
-from .korean import MAX_TEXT_CHARS, get_analyzer, normalize
+from .korean import get_analyzer, normalize
 from .memory import QuestionMemory
-from .retrieve import Retriever
+from .retrieve import MAX_QUERY_CHARS, Retriever
 from .store import Store, VersionInfo, open_store
 
 DEFAULT_ENCODER = "use"
@@ -121,7 +121,7 @@ class Jisik:
         """Answer with evidence, or decline. Plain current questions go through the memory first."""
         self.warm_up()
         start = time.perf_counter()
-        question = normalize(question).strip()[:MAX_TEXT_CHARS]
+        question = normalize(question).strip()[:MAX_QUERY_CHARS]
         memorable = use_memory and as_of is None and candidate_ids is None and bool(question)
         key = None
         if memorable:

@@ -142,3 +142,11 @@ def test_older_source_answers_as_of_before_the_newer_one(sample_app):
     sample_app.ingest_documents([doc("news-2", "한빛 리그 한 시즌 최다 홈런 기록은 2025년 최민 선수가 세운 61개이다.",
                                      title="한빛 리그 소식", published_at="2025-10-01")])
     assert sample_app.ask(RECORD_Q, as_of="2024-12-31")["answer"] == "52개"
+
+
+def test_ask_declines_cleanly_on_empty_contentless_and_huge_questions(sample_app):
+    for q in ["", "   ", "뭐야?"]:
+        out = sample_app.ask(q)
+        assert out["abstained"] and out["answer"] is None and out["evidence"] is None
+    out = sample_app.ask("한라산의 높이는 얼마인가? " + "가" * 100_000)
+    assert set(out) >= {"answer", "confidence", "evidence", "citations", "abstained", "latency_ms"}
