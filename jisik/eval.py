@@ -102,7 +102,6 @@ def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str 
     app, report, tmp = _ingested_app(passages, db, encoder, progress)
     questions = read_jsonl(questions_path, limit)
     depth = 100 if any(q.get("relevant_pages") for q in questions) else max(RECALL_KS)
-    app.retriever.index.refresh()
     result: dict = {"ingest": report.to_json(), "store": app.stats(), "modes": {}}
     result["ingest"].pop("problems")
     for mode in modes:

@@ -280,10 +280,6 @@ class SQLiteStore:
             "(SELECT 1 FROM memory_sources s JOIN versions v USING (version_key) "
             " WHERE s.memory_id=m.memory_id AND v.valid_to IS NOT NULL)", (memory_id,)).fetchone()
 
-    def clear_memories(self) -> int:
-        with self._write() as conn:
-            return conn.execute("DELETE FROM memories").rowcount
-
     # --- what the indexes read ------------------------------------------------------
 
     def passages_after(self, passage_id: int) -> Iterator[PassageRecord]:
