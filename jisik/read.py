@@ -198,8 +198,6 @@ class Reader:
         z = np.load(d / "reader.npz")
         meta = json.loads((d / "reader.json").read_text(encoding="utf-8"))
         idf = Idf(meta["idf"]["df"], int(meta["idf"]["n_docs"]))
-        ranker = meta.get("span_ranker")
-        trees = _Trees(d / ranker["file"]) if ranker and (d / ranker["file"]).exists() else None
         kind = kind or os.environ.get("JISIK_READER") or "neural"
         if kind not in ("neural", "features"):
             raise ValueError(f"unknown reader kind {kind!r}: use 'neural' or 'features'")
@@ -208,6 +206,10 @@ class Reader:
             from .neural_reader import SpanModel
 
             neural = SpanModel.load(d)
+        ranker = meta.get("span_ranker")
+        trees = None  # the tree span ranker serves only the feature reader
+        if neural is None and ranker and (d / ranker["file"]).exists():
+            trees = _Trees(d / ranker["file"])
         if neural is not None and "abstain_neural" not in meta:
             raise RuntimeError(f"{d / 'reader.json'} has no abstention model for the neural reader: "
                                "run scripts/train_reader.py --abstain-only --kind neural")
@@ -256,15 +258,19 @@ class Reader:
         passages = [self.passage(h.text) for h in hits]
         return self.answer_analyzed(q, hits, passages)
 
-    def score(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
-        """Sentence logits, scored candidate spans (best first) and abstention features."""
+    def rank_sentences(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
+        """Sentence features and (logit, passage, sentence) triples, best first."""
         top = max((h.score for h in hits), default=0.0)
         rel = [(h.score / top) if top > 0 else 0.0 for h in hits]
         sfeats = sentence_features(q, self.idf, passages, list(range(len(hits))), rel)
+        slog = sorted(((self.sent_model.score(f), pi, si) for pi, si, f in sfeats), key=lambda x: -x[0])
+        return sfeats, slog
+
+    def score(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
+        """Sentence logits, scored candidate spans (best first) and abstention features."""
+        sfeats, slog = self.rank_sentences(q, hits, passages)
         if not sfeats:
             return [], [], None
-        slog = [(self.sent_model.score(f), pi, si) for pi, si, f in sfeats]
-        slog.sort(key=lambda x: -x[0])
         if self.neural is not None:
             return self._score_neural(q, passages, sfeats, slog)
         best_s = slog[0][0]

@@ -38,7 +38,7 @@ from jisik.e5 import embed, load_weights, run_layers  # noqa: E402
 from jisik.korean import normalize  # noqa: E402
 from jisik.neural_reader import MATRICES, MODEL_DIR, MODEL_FILE, encode_pair, pad_batch  # noqa: E402
 from jisik.read import Reader  # noqa: E402
-from jisik.reader_features import analyze_question, sentence_features  # noqa: E402
+from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import is_heldout, is_heldout_passage  # noqa: E402
 
 SEED = 13
@@ -46,13 +46,6 @@ SEED = 13
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def ranked_sentences(reader: Reader, qi, hits, infos) -> list[tuple[float, int, int]]:
-    top = max((h.score for h in hits), default=0.0)
-    rel = [h.score / top if top > 0 else 0.0 for h in hits]
-    rows = sentence_features(qi, reader.idf, infos, list(range(len(hits))), rel)
-    return sorted(((reader.sent_model.score(f), pi, si) for pi, si, f in rows), key=lambda x: -x[0])
 
 
 def build_examples(questions, reader, bm25, by_id, pinfo, qmorphs, weights, mask, negatives):
@@ -64,7 +57,7 @@ def build_examples(questions, reader, bm25, by_id, pinfo, qmorphs, weights, mask
         hits, infos = tr.make_hits(bm25.top(qi.terms, 5, mask), by_id, pinfo)
         g = tr.gold_sentence(q, hits, infos)
         qtok = weights.tokenizer.tokenize(text)
-        ranked = ranked_sentences(reader, qi, hits, infos)
+        ranked = reader.rank_sentences(qi, hits, infos)[1]
         answer = q["answers"][0]
         chosen = []
         if g is not None:
@@ -133,7 +126,7 @@ def main() -> None:
     if args.limit:
         train_q = train_q[:args.limit]
     weights = load_weights()
-    reader = Reader.load()
+    reader = Reader.load(kind="features")  # its sentence ranker picks what is read
     t0 = time.time()
     examples, missed = build_examples(train_q, reader, bm25, by_id, pinfo, qmorphs, weights,
                                       train_mask, args.negatives)
@@ -205,7 +198,7 @@ def main() -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     n_batches = math.ceil(len(examples) / args.batch)
-    total = int(n_batches * args.epochs)
+    total = max(1, int(n_batches * args.epochs))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total))
 
     def batches():
