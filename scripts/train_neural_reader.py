@@ -2,7 +2,7 @@
 """Fine-tune the neural span reader (jisik/neural_reader.py) on the CPU.
 
     pip install torch==2.13.0          # training only; the runtime is numpy
-    python scripts/train_neural_reader.py [--data DIR] [--epochs 2]
+    python scripts/train_neural_reader.py [--data DIR]   # defaults reproduce the shipped model
 
 Examples: every KorQuAD dev question outside `jisik.splits` held-out articles, with the
 sentences the engine would read for it: hits from a BM25 over KorQuAD + NoMIRACL passages
@@ -95,10 +95,10 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--cache", default="/tmp/jisik_reader_cache")
     ap.add_argument("--out", default=str(MODEL_DIR))
-    ap.add_argument("--first-tuned", type=int, default=6, help="layers below this stay frozen")
+    ap.add_argument("--first-tuned", type=int, default=4, help="layers below this stay frozen")
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=32.0)
-    ap.add_argument("--negatives", type=int, default=2)
+    ap.add_argument("--negatives", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=32)
