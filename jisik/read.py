@@ -1,19 +1,20 @@
 """Extractive reader: ranked hits in, a cited answer (or a clean abstention) out.
 
-Two learned stages, both linear models over `jisik.reader_features` trained by
-`scripts/train_reader.py` on KorQuAD dev questions outside the held-out split:
+Two stages, trained on KorQuAD dev questions outside the held-out split:
 
-1. sentence selection: every sentence of the top hits is scored (IDF-weighted morpheme
-   overlap, character-bigram overlap, retrieval rank/score, position, neighbour overlap);
-   a listwise softmax model picks the sentences most likely to hold the answer.
-2. span extraction: candidate spans (noun chains, number+counter, dates, quoted titles)
-   are built from Kiwi morphemes of the best sentences and scored by a second listwise
-   model (expected answer type x span shape, proximity to question words, overlap with
-   the question, sentence score); its score is stacked into a LightGBM lambdarank tree
-   ranker (`reader_span.lgb.txt`, features `reader_features.span_tree_matrix`) that gives
-   the final span order.
+1. sentence selection (`scripts/train_reader.py`): every sentence of the top hits is scored
+   (IDF-weighted morpheme overlap, character-bigram overlap, retrieval rank/score,
+   position, neighbour overlap); a listwise softmax model orders them.
+2. span extraction, by one of two readers:
+   - neural (default, `jisik.neural_reader`, `scripts/train_neural_reader.py`):
+     multilingual-e5-small with fine-tuned top layers reads the NEURAL_SENTENCES best
+     sentences and gives each its best span and a "no answer here" score; `trim_span`
+     cuts particles the subword span drags along.
+   - features (fallback): candidate spans (noun chains, number+counter, dates, quoted
+     titles) from Kiwi morphemes of the best sentences, scored by a listwise linear model
+     stacked into a LightGBM lambdarank ranker (`reader_span.lgb.txt`).
 
-A third small logistic model, calibrated on NoMIRACL-ko, turns the winning scores into a
+A small logistic model per reader, calibrated on NoMIRACL-ko, turns the winning scores into a
 confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다").
 
 The answer is always an exact substring of the cited passage: `answer ==
