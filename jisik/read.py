@@ -7,9 +7,11 @@ Two stages, trained on KorQuAD dev questions outside the held-out split:
    position, neighbour overlap); a listwise softmax model orders them.
 2. span extraction, by one of two readers:
    - neural (default, `jisik.neural_reader`, `scripts/train_neural_reader.py`):
-     multilingual-e5-small with fine-tuned top layers reads the NEURAL_SENTENCES best
-     sentences and gives each its best span and a "no answer here" score; `trim_span`
-     cuts particles the subword span drags along.
+     multilingual-e5-small with fine-tuned top layers reads the best few sentences (with
+     their passage titles) and gives each its best span and an "answerable" score; the
+     span with the best weighted sum of span, answerable and sentence-model logits wins
+     (weights in reader.json, chosen on validation articles by
+     scripts/tune_neural_reader.py); `trim_span` cuts particles the subword span drags along.
    - features (fallback): candidate spans (noun chains, number+counter, dates, quoted
      titles) from Kiwi morphemes of the best sentences, scored by a listwise linear model
      stacked into a LightGBM lambdarank ranker (`reader_span.lgb.txt`).
@@ -50,8 +52,8 @@ NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
 MAX_HITS = 5
 TOP_SENTENCES = 3
-NEURAL_SENTENCES = 4  # sentences the neural reader reads, best first by the sentence model
-N_ABSTAIN_FEATURES = 13
+N_ABSTAIN_FEATURES = 13  # feature reader
+N_NEURAL_ABSTAIN_FEATURES = 16
 SPAN_TREE_FILE = "reader_span.lgb.txt"
 # Morphemes that end a phrase but never an answer: particles, endings, the copula, punctuation.
 _TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
@@ -152,6 +154,20 @@ class _Linear:
 
 
 @dataclass
+class NeuralReading:
+    """What the neural reader made of one sentence: its best span and how answerable it is."""
+
+    rank: int              # the sentence's rank by the sentence model
+    sentence_logit: float  # the sentence model's logit
+    passage: int
+    sentence: int
+    start: int             # trimmed span, offsets in the passage text
+    end: int
+    span_logit: float
+    answerable: float
+
+
+@dataclass
 class _Scored:
     passage: int
     sentence: int
@@ -186,6 +202,10 @@ class Reader:
         self.threshold = float(abstain["threshold"])
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
+        # how the neural reader picks among the sentences it read (reader.json "neural_choice")
+        self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "sentences": 4,
+                                              "length_penalty": 0.0}
+        self.neural_sentences = 4
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, analyzer: Analyzer | None = None,
@@ -215,8 +235,19 @@ class Reader:
             raise RuntimeError(f"{d / 'reader.json'} has no abstention model for the neural reader: "
                                "run scripts/train_reader.py --abstain-only --kind neural")
         abstain = meta["abstain_neural"] if neural is not None else meta["abstain"]
-        return cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
-                   idf, abstain, analyzer, trees, neural)
+        expected = N_NEURAL_ABSTAIN_FEATURES if neural is not None else N_ABSTAIN_FEATURES
+        if len(abstain["coef"]) != expected:
+            raise RuntimeError(f"{d / 'reader.json'}: the {kind} abstention model has {len(abstain['coef'])} "
+                               f"coefficients, the reader gives {expected} features: run "
+                               f"scripts/train_reader.py --abstain-only --kind {kind}")
+        reader = cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
+                     idf, abstain, analyzer, trees, neural)
+        if neural is not None:
+            if "neural_choice" not in meta:
+                raise RuntimeError(f"{d / 'reader.json'} has no neural_choice: run scripts/tune_neural_reader.py")
+            reader.neural_choice = meta["neural_choice"]
+            reader.neural_sentences = int(meta["neural_choice"]["sentences"])
+        return reader
 
     @property
     def kind(self) -> str:
@@ -273,7 +304,7 @@ class Reader:
         if not sfeats:
             return [], [], None
         if self.neural is not None:
-            return self._score_neural(q, passages, sfeats, slog)
+            return self.choose_neural(q, passages, sfeats, slog, self.read_neural(q, hits, passages, slog))
         best_s = slog[0][0]
         spans: list[_Scored] = []
         cands, sparse, lin = [], [], []
@@ -314,33 +345,58 @@ class Reader:
         missing = [self.idf(t) for t in q.term_set if t not in p.term_set]
         return [max(missing, default=0.0) / 10, sum(missing) / 10, len(missing) / 5]
 
-    def _score_neural(self, q: QuestionInfo, passages: list[PassageInfo], sfeats, slog):
-        """The neural reader reads the NEURAL_SENTENCES best sentences; a span's logit is its
-        margin over the sentence's own "no answer" score."""
-        read = slog[:NEURAL_SENTENCES]
-        contexts = []
+    def read_neural(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo], slog,
+                    n: int | None = None) -> list[NeuralReading]:
+        """The neural reader's best span and answerable logit for each of the `n` best sentences."""
+        read = slog[:n or self.neural_sentences]
+        if not read:
+            return []
+        reading = self.neural.forward(self.neural.question_tokens(q.text), *self._neural_inputs(hits, passages, read))
+        return self.neural_readings(passages, read, reading, float(self.neural_choice.get("length_penalty", 0.0)))
+
+    @staticmethod
+    def _neural_inputs(hits: list[Hit], passages: list[PassageInfo], read) -> tuple[list[str], list[str]]:
+        contexts, titles = [], []
         for _, pi, si in read:
             s = passages[pi].sentences[si]
             contexts.append(passages[pi].text[s.start:s.end])
-        results = self.neural.read(self.neural.question_tokens(q.text), contexts)
-        spans, raw = [], {}
-        for (_, pi, si), r in zip(read, results):
+            titles.append(hits[pi].title)
+        return contexts, titles
+
+    def neural_readings(self, passages: list[PassageInfo], read, reading, length_penalty: float) -> list[NeuralReading]:
+        """Spans (trimmed to whole words) from the model's output for the sentences in `read`."""
+        out = []
+        for rank, ((lg, pi, si), r) in enumerate(zip(read, self.neural.spans(reading, length_penalty))):
             s = passages[pi].sentences[si]
             a, b = trim_span(passages[pi], si, s.start + r.start, s.start + r.end)
             if b > a:
-                spans.append(_Scored(pi, si, a, b, r.margin))
-                raw[(pi, si)] = r
-        spans.sort(key=lambda x: -x.logit)
+                out.append(NeuralReading(rank, lg, pi, si, a, b, r.span_logit, r.answerable))
+        return out
+
+    def choose_neural(self, q: QuestionInfo, passages: list[PassageInfo], sfeats, slog,
+                      readings: list[NeuralReading], choice: dict[str, Any] | None = None):
+        """Spans best first by span logit + weighted answerable and sentence logits, and the
+        abstention features of the winner."""
+        w = choice or self.neural_choice
+        wa, ws = float(w["answerable"]), float(w["sentence"])
+        spans = [_Scored(r.passage, r.sentence, r.start, r.end,
+                         r.span_logit + wa * r.answerable + ws * r.sentence_logit) for r in readings]
+        order = sorted(range(len(spans)), key=lambda k: -spans[k].logit)
+        spans = [spans[k] for k in order]
         if not spans:
             return slog, spans, None
+        best = readings[order[0]]
         b = spans[0]
-        r = raw[(b.passage, b.sentence)]
         sf = {(pi, si): f for pi, si, f in sfeats}[(b.passage, b.sentence)]
-        s_rank = next(k for k, (_, pi, si) in enumerate(read) if (pi, si) == (b.passage, b.sentence))
+        logits = np.array([x.logit for x in spans])
+        share = 1.0 / float(np.exp(logits - logits.max()).sum())
         runner_up = spans[1].logit if len(spans) > 1 else b.logit - 10.0
+        same = sum(1 for x in spans[1:] if normalize_answer(passages[x.passage].text[x.start:x.end])
+                   == normalize_answer(passages[b.passage].text[b.start:b.end]))
         feats = np.array([
-            sf[1], sf[3], sf[4], b.logit / 5, (b.logit - runner_up) / 5, r.span_logit / 10,
-            r.null_logit / 10, read[s_rank][0] / 5, s_rank / NEURAL_SENTENCES,
+            sf[1], sf[3], sf[4], b.logit / 10, (b.logit - runner_up) / 5, best.span_logit / 10,
+            best.answerable / 5, max(r.answerable for r in readings) / 5, share,
+            best.sentence_logit / 5, best.rank / max(1, len(readings)), same / max(1, len(readings) - 1),
             *self._missing(q, passages[b.passage]), math.log1p(len(q.term_set)),
         ])
         return slog, spans, feats
@@ -352,7 +408,10 @@ class Reader:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]) -> Answer:
-        slog, spans, feats = self.score(q, hits, passages)
+        return self.answer_scored(hits, passages, *self.score(q, hits, passages))
+
+    def answer_scored(self, hits: list[Hit], passages: list[PassageInfo], slog, spans, feats) -> Answer:
+        """The answer (or abstention) from `score`'s output."""
         if not spans:
             return _abstain(NO_EVIDENCE)
         conf = self.confidence(feats)

@@ -31,6 +31,7 @@ import pickle
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from jisik.documents import Hit  # noqa: E402
 from jisik.korean import get_analyzer, normalize, terms_from_morphemes  # noqa: E402
 from jisik.read import (  # noqa: E402
-    MODEL_DIR, N_ABSTAIN_FEATURES, SPAN_TREE_FILE, TOP_SENTENCES, Reader, _Linear, exact_match, f1, normalize_answer,
+    MODEL_DIR, N_ABSTAIN_FEATURES, N_NEURAL_ABSTAIN_FEATURES, SPAN_TREE_FILE, TOP_SENTENCES, Reader, _Linear, exact_match, f1, normalize_answer,
 )
 from jisik.reader_features import (  # noqa: E402
     CAT_FEATURES, DIM, LIN_COLS, Idf, analyze_question, build_passage, candidate_spans, lin_columns,
@@ -120,6 +121,38 @@ def analyze_all(passages: list[dict], questions: list[str], cache: Path):
         pickle.dump(out, fh)
     log(f"  analysis done in {time.time() - t0:.0f}s -> {path}")
     return out
+
+
+# --------------------------------------------------------------------------- the KorQuAD + NoMIRACL setting
+
+
+@dataclass
+class Setting:
+    """KorQuAD + NoMIRACL passages and questions, analysed, with a BM25 over all passages."""
+
+    kq_q: list[dict]
+    nm_q: list[dict]
+    by_id: dict[str, dict]
+    pinfo: dict
+    qmorphs: dict
+    ids: list[str]
+    bm25: "BM25"
+
+
+def load_setting(data: Path, cache: Path) -> Setting:
+    if not (data / "korquad" / "questions.jsonl").exists():
+        sys.exit(f"data not found under {data} (use --data DIR)")
+    kq_p = read_jsonl(data / "korquad" / "passages.jsonl")
+    kq_q = read_jsonl(data / "korquad" / "questions.jsonl")
+    nm_p = read_jsonl(data / "nomiracl_ko" / "passages.jsonl")
+    nm_q = read_jsonl(data / "nomiracl_ko" / "questions.jsonl")
+    passages = kq_p + nm_p
+    log(f"{len(passages)} passages, {len(kq_q)} KorQuAD + {len(nm_q)} NoMIRACL questions")
+    qtexts = [normalize(q["question"]) for q in kq_q + nm_q]
+    pinfo, pterms, qmorphs = analyze_all(passages, qtexts, cache)
+    ids = [p["id"] for p in passages]
+    return Setting(kq_q, nm_q, {p["id"]: p for p in passages}, pinfo, qmorphs, ids,
+                   BM25(ids, [pterms[i] for i in ids]))
 
 
 # --------------------------------------------------------------------------- BM25
@@ -244,22 +277,8 @@ def main() -> None:
     ap.add_argument("--latency-sample", type=int, default=200)
     args = ap.parse_args()
     np.random.seed(SEED)
-    data = Path(args.data)
-    if not (data / "korquad" / "questions.jsonl").exists():
-        sys.exit(f"data not found under {data} (use --data DIR)")
-
-    kq_p = read_jsonl(data / "korquad" / "passages.jsonl")
-    kq_q = read_jsonl(data / "korquad" / "questions.jsonl")
-    nm_p = read_jsonl(data / "nomiracl_ko" / "passages.jsonl")
-    nm_q = read_jsonl(data / "nomiracl_ko" / "questions.jsonl")
-    passages = kq_p + nm_p
-    by_id = {p["id"]: p for p in passages}
-    qtexts = [normalize(q["question"]) for q in kq_q + nm_q]
-    log(f"{len(passages)} passages, {len(kq_q)} KorQuAD + {len(nm_q)} NoMIRACL questions")
-    pinfo, pterms, qmorphs = analyze_all(passages, qtexts, Path(args.cache))
-
-    ids = [p["id"] for p in passages]
-    bm25 = BM25(ids, [pterms[i] for i in ids])
+    st = load_setting(Path(args.data), Path(args.cache))
+    kq_q, nm_q, by_id, pinfo, qmorphs, ids, bm25 = st.kq_q, st.nm_q, st.by_id, st.pinfo, st.qmorphs, st.ids, st.bm25
     train_mask = np.array([not is_heldout_passage(i) for i in ids])
     train_q = [q for q in kq_q if not is_heldout(q)]
     test_q = [q for q in kq_q if is_heldout(q)]
@@ -446,13 +465,14 @@ def main() -> None:
     if not args.eval_only:
         meta = json.loads((out / "reader.json").read_text(encoding="utf-8"))
         key = "abstain_neural" if args.kind == "neural" else "abstain"
-        meta[key] = {"coef": [0.0] * N_ABSTAIN_FEATURES, "bias": 10.0, "threshold": 0.5}
+        n_feats = N_NEURAL_ABSTAIN_FEATURES if args.kind == "neural" else N_ABSTAIN_FEATURES
+        meta[key] = {"coef": [0.0] * n_feats, "bias": 10.0, "threshold": 0.5}
         (out / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         # ---- abstention model on NoMIRACL calibration half
         reader = Reader.load(out, kind=args.kind)
         if reader.kind != args.kind:
             sys.exit(f"no {args.kind} reader model in {out}")
-        X, yv, cal = nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo)
+        X, yv, cal = nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo, n_feats)
         # Synthetic unanswerables from KorQuAD training questions: the same question with
         # hits from an index that lacks its whole article (topically close, no answer).
         rng = np.random.default_rng(SEED)
@@ -468,7 +488,7 @@ def main() -> None:
                 if label == 1 and not any(h.id == q["gold_id"] for h in hits):
                     continue
                 feats = reader.score(qi, hits, infos)[2] if hits else None
-                KX.append(feats if feats is not None else np.zeros(N_ABSTAIN_FEATURES))
+                KX.append(feats if feats is not None else np.zeros(n_feats))
                 KY.append(label)
         from sklearn.linear_model import LogisticRegression
         clf = LogisticRegression(C=1.0, max_iter=2000)
@@ -493,7 +513,7 @@ def main() -> None:
     evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args)
 
 
-def nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo):
+def nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo, n_feats):
     rows, ys, cal = [], [], []
     pos_of = {pid: i for i, pid in enumerate(bm25.ids)}
     for q in nm_q:
@@ -502,7 +522,7 @@ def nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo):
         ranked = sorted(((pid, float(s[pos_of[pid]])) for pid in q["candidate_ids"]), key=lambda x: -x[1])
         hits, infos = make_hits(ranked[:5], by_id, pinfo)
         _, spans, feats = reader.score(qi, hits, infos)
-        rows.append(feats if feats is not None else np.zeros(N_ABSTAIN_FEATURES))
+        rows.append(feats if feats is not None else np.zeros(n_feats))
         ys.append(1 if q["subset"] == "relevant" else 0)
         cal.append(int(hashlib.sha1(q["id"].encode()).hexdigest(), 16) % 2 == 0)
     return np.array(rows), np.array(ys), np.array(cal)
@@ -517,10 +537,10 @@ def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
         ranked = bm25.top(qi.terms, args.top_k)
         hits, infos = make_hits(ranked, by_id, pinfo)
         rec.append(any(h.id == q["gold_id"] for h in hits))
-        ans = reader.answer_analyzed(qi, hits, infos) if hits else None
-        pred = ans.answer if ans else None
+        scored = reader.score(qi, hits, infos) if hits else ([], [], None)
+        pred = reader.answer_scored(hits, infos, *scored).answer if hits else None
         # EM/F1 count abstentions as wrong; "forced" = best span even when abstaining
-        _, spans, _ = reader.score(qi, hits, infos) if hits else ([], [], None)
+        spans = scored[1]
         forced = None
         if spans:
             b = spans[0]
@@ -546,7 +566,7 @@ def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
         "gold_in_evidence_sentence_of_gold_passage": round(100 * float(np.mean([b for _, b in ins])), 2),
     }
     # NoMIRACL
-    X, y, cal = nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo)
+    X, y, cal = nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo, len(reader.abstain_coef))
     conf = np.array([reader.confidence(x) for x in X])
     answered_m = conf >= reader.threshold
     for name, sel in (("calibration_half", cal), ("test_half", ~cal), ("all", np.ones_like(cal))):
