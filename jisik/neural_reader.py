@@ -76,19 +76,22 @@ class SentenceSpan:
     answerable: float  # logit of "this sentence answers the question" (on <s>)
 
 
-def best_span(start: np.ndarray, end: np.ndarray, enc: Encoded, length_penalty: float = 0.0) -> tuple[int, int, float]:
-    """Best (first token, last token, logit) among context tokens, at most MAX_ANSWER_TOKENS
-    long; each token past the first costs `length_penalty` (start and end are scored apart,
-    so without a prior a strong end far from the start can win: `27개가 있고, ... 640명`)."""
+def best_spans(start: np.ndarray, end: np.ndarray, enc: Encoded, length_penalty: float = 0.0,
+               k: int = 1) -> list[tuple[int, int, float]]:
+    """The k best (first token, last token, logit) among context tokens, at most
+    MAX_ANSWER_TOKENS long; each token past the first costs `length_penalty` (start and end
+    are scored apart, so without a prior a strong end far from the start can win:
+    `27개가 있고, ... 640명`)."""
     n = len(enc.context)
     s = start[enc.offset:enc.offset + n]
     e = end[enc.offset:enc.offset + n]
     i, j = np.indices((n, n))
     grid = s[:, None] + e[None, :] - length_penalty * (j - i)
-    grid = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), grid, -np.inf)
-    k = int(np.argmax(grid))
-    a, b = divmod(k, n)
-    return a, b, float(grid[a, b])
+    grid = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), grid, -np.inf).ravel()
+    k = min(k, n * (n + 1) // 2)
+    top = np.argpartition(-grid, k - 1)[:k] if k < grid.size else np.arange(grid.size)
+    top = top[np.argsort(-grid[top], kind="stable")]
+    return [(*divmod(int(t), n), float(grid[t])) for t in top if np.isfinite(grid[t])]
 
 
 @dataclass
@@ -155,19 +158,21 @@ class SpanModel:
         return Reading(items, *self.logits(items))
 
     @staticmethod
-    def spans(reading: Reading, length_penalty: float = 0.0) -> list[SentenceSpan]:
-        """Each sentence's best span (character offsets in its context) and answerable logit."""
+    def spans(reading: Reading, length_penalty: float = 0.0, k: int = 1) -> list[list[SentenceSpan]]:
+        """Each sentence's k best spans (character offsets in its context) with its answerable logit."""
         out = []
-        for k, enc in enumerate(reading.items):
+        for b, enc in enumerate(reading.items):
+            answerable = float(reading.answerable[b])
             if not enc.context:
-                out.append(SentenceSpan(0, 0, -np.inf, float(reading.answerable[k])))
+                out.append([])
                 continue
-            a, b, lg = best_span(reading.start[k], reading.end[k], enc, length_penalty)
-            out.append(SentenceSpan(enc.context[a].start, enc.context[b].end, lg, float(reading.answerable[k])))
+            out.append([SentenceSpan(enc.context[x].start, enc.context[y].end, lg, answerable)
+                        for x, y, lg in best_spans(reading.start[b], reading.end[b], enc, length_penalty, k)])
         return out
 
     def read(self, question_tokens: list[Token], contexts: list[str],
              titles: list[str | None] | None = None, length_penalty: float = 0.0) -> list[SentenceSpan]:
         if not contexts:
             return []
-        return self.spans(self.forward(question_tokens, contexts, titles), length_penalty)
+        return [c[0] if c else SentenceSpan(0, 0, -np.inf, np.nan)
+                for c in self.spans(self.forward(question_tokens, contexts, titles), length_penalty)]

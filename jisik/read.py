@@ -53,7 +53,8 @@ NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
 MAX_HITS = 5
 TOP_SENTENCES = 3
 N_ABSTAIN_FEATURES = 13  # feature reader
-N_NEURAL_ABSTAIN_FEATURES = 16
+N_NEURAL_ABSTAIN_FEATURES = 17
+SPANS_PER_SENTENCE = 3  # candidate spans the neural reader takes from each sentence
 SPAN_TREE_FILE = "reader_span.lgb.txt"
 # Morphemes that end a phrase but never an answer: particles, endings, the copula, punctuation.
 _TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
@@ -165,6 +166,14 @@ class NeuralReading:
     end: int
     span_logit: float
     answerable: float
+    agrees: bool = False   # the span holds the question's focus morpheme (몇 개 -> 개)
+
+
+def _agrees(q: QuestionInfo, sentence, start: int, end: int) -> bool:
+    """Does the span contain the noun or counter the question asks about (`몇 개` -> `27개`)?"""
+    if not q.focus:
+        return False
+    return any(m.form == q.focus and start <= m.start and m.end <= end for m in sentence.morphs)
 
 
 @dataclass
@@ -203,8 +212,8 @@ class Reader:
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
         # how the neural reader picks among the sentences it read (reader.json "neural_choice")
-        self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "sentences": 4,
-                                              "length_penalty": 0.0}
+        self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
+                                              "sentences": 4, "length_penalty": 0.0}
         self.neural_sentences = 4
 
     @classmethod
@@ -280,7 +289,9 @@ class Reader:
 
     # -- answering --------------------------------------------------------
 
-    def answer(self, question: str, hits: list[Hit]) -> Answer:
+    def answer(self, question: str, hits: list[Hit], threshold: float | None = None) -> Answer:
+        """`threshold` replaces the calibrated confidence threshold for this question:
+        lower answers more (and guesses more), higher declines more."""
         if not hits:
             return _abstain(NO_EVIDENCE)
         q = self.question(question)
@@ -288,7 +299,7 @@ class Reader:
             return _abstain(NO_CONTENT)
         hits = list(hits[:MAX_HITS])
         passages = [self.passage(h.text) for h in hits]
-        return self.answer_analyzed(q, hits, passages)
+        return self.answer_analyzed(q, hits, passages, threshold)
 
     def rank_sentences(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
         """Sentence features and (logit, passage, sentence) triples, best first."""
@@ -347,12 +358,12 @@ class Reader:
 
     def read_neural(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo], slog,
                     n: int | None = None) -> list[NeuralReading]:
-        """The neural reader's best span and answerable logit for each of the `n` best sentences."""
+        """The neural reader's candidate spans in each of the `n` best sentences."""
         read = slog[:n or self.neural_sentences]
         if not read:
             return []
         reading = self.neural.forward(self.neural.question_tokens(q.text), *self._neural_inputs(hits, passages, read))
-        return self.neural_readings(passages, read, reading, float(self.neural_choice.get("length_penalty", 0.0)))
+        return self.neural_readings(q, passages, read, reading, float(self.neural_choice["length_penalty"]))
 
     @staticmethod
     def _neural_inputs(hits: list[Hit], passages: list[PassageInfo], read) -> tuple[list[str], list[str]]:
@@ -363,24 +374,34 @@ class Reader:
             titles.append(hits[pi].title)
         return contexts, titles
 
-    def neural_readings(self, passages: list[PassageInfo], read, reading, length_penalty: float) -> list[NeuralReading]:
-        """Spans (trimmed to whole words) from the model's output for the sentences in `read`."""
+    def neural_readings(self, q: QuestionInfo, passages: list[PassageInfo], read, reading,
+                        length_penalty: float) -> list[NeuralReading]:
+        """Candidate spans (trimmed to whole words, SPANS_PER_SENTENCE per sentence at most)
+        from the model's output for the sentences in `read`."""
         out = []
-        for rank, ((lg, pi, si), r) in enumerate(zip(read, self.neural.spans(reading, length_penalty))):
+        candidates = self.neural.spans(reading, length_penalty, SPANS_PER_SENTENCE)
+        for rank, ((lg, pi, si), spans) in enumerate(zip(read, candidates)):
             s = passages[pi].sentences[si]
-            a, b = trim_span(passages[pi], si, s.start + r.start, s.start + r.end)
-            if b > a:
-                out.append(NeuralReading(rank, lg, pi, si, a, b, r.span_logit, r.answerable))
+            seen = set()
+            for r in spans:
+                a, b = trim_span(passages[pi], si, s.start + r.start, s.start + r.end)
+                if b <= a or (a, b) in seen:
+                    continue
+                seen.add((a, b))
+                out.append(NeuralReading(rank, lg, pi, si, a, b, r.span_logit, r.answerable,
+                                         _agrees(q, s, a, b)))
         return out
 
     def choose_neural(self, q: QuestionInfo, passages: list[PassageInfo], sfeats, slog,
                       readings: list[NeuralReading], choice: dict[str, Any] | None = None):
-        """Spans best first by span logit + weighted answerable and sentence logits, and the
-        abstention features of the winner."""
-        w = choice or self.neural_choice
-        wa, ws = float(w["answerable"]), float(w["sentence"])
+        """Spans best first by span logit + weighted answerable, sentence and agreement
+        scores, and the abstention features of the winner. `choice` overrides some of the
+        weights in reader.json (the tuner tries many)."""
+        w = {**self.neural_choice, **(choice or {})}
+        wa, ws, wt = float(w["answerable"]), float(w["sentence"]), float(w["agreement"])
         spans = [_Scored(r.passage, r.sentence, r.start, r.end,
-                         r.span_logit + wa * r.answerable + ws * r.sentence_logit) for r in readings]
+                         r.span_logit + wa * r.answerable + ws * r.sentence_logit + wt * r.agrees)
+                 for r in readings]
         order = sorted(range(len(spans)), key=lambda k: -spans[k].logit)
         spans = [spans[k] for k in order]
         if not spans:
@@ -389,14 +410,17 @@ class Reader:
         b = spans[0]
         sf = {(pi, si): f for pi, si, f in sfeats}[(b.passage, b.sentence)]
         logits = np.array([x.logit for x in spans])
-        share = 1.0 / float(np.exp(logits - logits.max()).sum())
-        runner_up = spans[1].logit if len(spans) > 1 else b.logit - 10.0
-        same = sum(1 for x in spans[1:] if normalize_answer(passages[x.passage].text[x.start:x.end])
-                   == normalize_answer(passages[b.passage].text[b.start:b.end]))
+        texts = [normalize_answer(passages[x.passage].text[x.start:x.end]) for x in spans]
+        same = [t == texts[0] for t in texts]
+        # probability mass of the winning answer text, and the margin over the best other answer
+        mass = float(np.exp(logits - logits.max())[same].sum() / np.exp(logits - logits.max()).sum())
+        runner_up = next((x.logit for x, t in zip(spans, same) if not t), b.logit - 10.0)
+        read = max(r.rank for r in readings) + 1
+        agreeing = sum(1 for k in {(x.passage, x.sentence) for x, t in zip(spans, same) if t}) - 1
         feats = np.array([
             sf[1], sf[3], sf[4], b.logit / 10, (b.logit - runner_up) / 5, best.span_logit / 10,
-            best.answerable / 5, max(r.answerable for r in readings) / 5, share,
-            best.sentence_logit / 5, best.rank / max(1, len(readings)), same / max(1, len(readings) - 1),
+            best.answerable / 5, max(r.answerable for r in readings) / 5, mass,
+            best.sentence_logit / 5, best.rank / read, agreeing / max(1, read - 1), float(best.agrees),
             *self._missing(q, passages[b.passage]), math.log1p(len(q.term_set)),
         ])
         return slog, spans, feats
@@ -407,15 +431,17 @@ class Reader:
         z = float(self.abstain_coef @ feats + self.abstain_bias)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
-    def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]) -> Answer:
-        return self.answer_scored(hits, passages, *self.score(q, hits, passages))
+    def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo],
+                        threshold: float | None = None) -> Answer:
+        return self.answer_scored(hits, passages, *self.score(q, hits, passages), threshold=threshold)
 
-    def answer_scored(self, hits: list[Hit], passages: list[PassageInfo], slog, spans, feats) -> Answer:
+    def answer_scored(self, hits: list[Hit], passages: list[PassageInfo], slog, spans, feats,
+                      threshold: float | None = None) -> Answer:
         """The answer (or abstention) from `score`'s output."""
         if not spans:
             return _abstain(NO_EVIDENCE)
         conf = self.confidence(feats)
-        if conf < self.threshold:
+        if conf < (self.threshold if threshold is None else threshold):
             return _abstain(NO_EVIDENCE, conf)
         best = spans[0]
         evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, best.start, best.end)

@@ -531,7 +531,7 @@ def nomiracl_features(reader, nm_q, by_id, pinfo, bm25, qinfo, n_feats):
 def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
     res = {}
     ems, f1s, ins, rec, answered = [], [], [], [], 0
-    ems_all = []
+    ems_all, confs = [], []
     for q in test_q:
         qi = qinfo(q["question"])
         ranked = bm25.top(qi.terms, args.top_k)
@@ -539,6 +539,7 @@ def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
         rec.append(any(h.id == q["gold_id"] for h in hits))
         scored = reader.score(qi, hits, infos) if hits else ([], [], None)
         pred = reader.answer_scored(hits, infos, *scored).answer if hits else None
+        confs.append(reader.confidence(scored[2]) if scored[1] else 0.0)
         # EM/F1 count abstentions as wrong; "forced" = best span even when abstaining
         spans = scored[1]
         forced = None
@@ -577,6 +578,20 @@ def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
             "hallucination_rate": round(100 * float(answered_m[neg].mean()), 2),
             "error_rate": round(100 * float((~answered_m[pos]).mean()), 2),
         }
+    # what other thresholds would trade: KorQuAD answers kept vs NoMIRACL hallucinations
+    confs = np.array(confs)
+    contained = np.array([a for a, _ in ins])
+    res["threshold_tradeoff"] = []
+    for t in sorted({reader.threshold, *np.round(np.quantile(conf, [0.1, 0.2, 0.3, 0.4, 0.5]), 4)}):
+        kept = confs >= t
+        res["threshold_tradeoff"].append({
+            "threshold": round(float(t), 4), "shipped": bool(t == reader.threshold),
+            "korquad_EM": round(100 * float(np.mean(fa[:, 0] * kept)), 2),
+            "korquad_F1": round(100 * float(np.mean(fa[:, 1] * kept)), 2),
+            "korquad_evidence": round(100 * float(np.mean(contained & kept)), 2),
+            "korquad_declined": round(100 * float(1 - kept.mean()), 2),
+            "nomiracl_hallucination": round(100 * float((conf[y == 0] >= t).mean()), 2),
+            "nomiracl_error": round(100 * float((conf[y == 1] < t).mean()), 2)})
     # latency: full Reader.answer (Kiwi analysis of question and passages included), cold cache
     rng = np.random.default_rng(SEED)
     sample = rng.choice(len(test_q), size=min(args.latency_sample, len(test_q)), replace=False)

@@ -5,9 +5,10 @@
     python scripts/tune_neural_reader.py --model-dir /tmp/reader-val            # ~5 min, writes reader.json
 
 The reader reads the best few sentences (by the sentence model), takes each one's best span
-under a per-token length penalty, and scores it by `span_logit + answerable * w_a +
-sentence_logit * w_s`. This script picks the number of sentences read, the length penalty
-and the two weights. It uses the KorQuAD questions of the validation
+(up to three candidates per sentence) under a per-token length penalty, and scores each by
+`span_logit + answerable * w_a + sentence_logit * w_s + agreement * w_t`, where agreement
+says the span holds the noun or counter the question asks about (`몇 개` -> `27개`). This
+script picks the number of sentences read, the length penalty and the weights. It uses the KorQuAD questions of the validation
 articles (`train_reader.is_val_title`, part of the training articles) with a neural model
 trained without them (`--holdout-val`), so neither the choice nor the model ever sees a
 held-out question. Retrieval is simulated as in scripts/train_reader.py (BM25 top 5 over
@@ -44,9 +45,10 @@ from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import article_title, is_heldout  # noqa: E402
 
 SENTENCES = (4, 5, 6)
-LENGTH_PENALTY = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+LENGTH_PENALTY = (0.0, 0.1, 0.2, 0.3, 0.5)
 ANSWERABLE = (0.0, 0.5)
-SENTENCE = (0.0, 0.25, 0.5, 1.0)
+SENTENCE = (0.5, 1.0, 1.5)
+AGREEMENT = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def main() -> None:
@@ -94,12 +96,12 @@ def main() -> None:
 
     rows = []
     for lp in LENGTH_PENALTY:
-        spans_of = [reader.neural_readings(c[2], c[5], c[6], lp) for c in cases]
-        for n, wa, ws in itertools.product(SENTENCES, ANSWERABLE, SENTENCE):
+        spans_of = [reader.neural_readings(c[1], c[2], c[5], c[6], lp) for c in cases]
+        for n, wa, ws, wt in itertools.product(SENTENCES, ANSWERABLE, SENTENCE, AGREEMENT):
             em = f = ev = 0.0
             for (q, qi, infos, sfeats, slog, _, _), readings in zip(cases, spans_of):
                 _, spans, _ = reader.choose_neural(qi, infos, sfeats, slog, [r for r in readings if r.rank < n],
-                                                   {"answerable": wa, "sentence": ws})
+                                                   {"answerable": wa, "sentence": ws, "agreement": wt})
                 if not spans:
                     continue
                 b = spans[0]
@@ -110,19 +112,20 @@ def main() -> None:
                 f += f1(pred, q["answers"])
                 ev += any(normalize_answer(a) in sent for a in q["answers"])
             k = len(val_q)
-            rows.append({"sentences": n, "length_penalty": lp, "answerable": wa, "sentence": ws,
+            rows.append({"sentences": n, "length_penalty": lp, "answerable": wa, "sentence": ws, "agreement": wt,
                          "EM": round(100 * em / k, 2), "F1": round(100 * f / k, 2), "evidence": round(100 * ev / k, 2)})
     best = max(r["EM"] + r["F1"] for r in rows)
     chosen = min((r for r in rows if r["EM"] + r["F1"] >= best - 0.2),
                  key=lambda r: (r["sentences"], -(r["EM"] + r["F1"])))
     for r in sorted(rows, key=lambda r: -(r["EM"] + r["F1"]))[:15]:
         print(json.dumps(r))
-    base = next(r for r in rows if r["sentences"] == 4 and r["answerable"] == 0 and r["sentence"] == 0
-                and r["length_penalty"] == 0)
-    print("plain span logit, 4 sentences:", json.dumps(base))
+    base = next(r for r in rows if r["sentences"] == 5 and r["answerable"] == 0 and r["sentence"] == 1.0
+                and r["length_penalty"] == 0.2 and r["agreement"] == 0)
+    print("without agreement (the previous choice):", json.dumps(base))
     print("chosen:", json.dumps(chosen))
     meta = json.loads(target.read_text(encoding="utf-8"))
     meta["neural_choice"] = {"answerable": chosen["answerable"], "sentence": chosen["sentence"],
+                             "agreement": chosen["agreement"],
                              "sentences": chosen["sentences"], "length_penalty": chosen["length_penalty"],
                              "chosen_on": f"{len(val_q)} validation questions (train_reader.is_val_title), "
                                           f"val EM {chosen['EM']} F1 {chosen['F1']} evidence {chosen['evidence']}"}

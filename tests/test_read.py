@@ -167,3 +167,15 @@ def test_trim_span_cuts_particles_and_punctuation(sentence, raw, expected):
     start = sentence.index(raw)
     a, b = trim_span(p, 0, start, start + len(raw))
     assert sentence[a:b] == expected
+
+
+def test_threshold_trades_declines_for_answers(reader, hits):
+    """A lower threshold answers what the calibrated one declines; 1.0 declines everything."""
+    unrelated = "양자역학에서 불확정성 원리를 처음 발표한 물리학자는?"
+    declined = reader.answer(unrelated, hits)
+    guessed = reader.answer(unrelated, hits, threshold=0.0)
+    assert declined.abstained and not guessed.abstained and guessed.answer
+    assert guessed.confidence == pytest.approx(declined.confidence)
+    _check_offsets(guessed, {"가람시": DOC_SEJONG, "은빛강": DOC_RIVER})
+    strict = reader.answer("가람 대교를 설계한 건축가는 누구인가?", hits, threshold=1.0)
+    assert strict.abstained and strict.confidence > 0
