@@ -117,12 +117,19 @@ class Jisik:
         return self._memory
 
     def ask(self, question: str, *, as_of: str | None = None, candidate_ids: list[str] | None = None,
-            use_memory: bool = True) -> dict:
-        """Answer with evidence, or decline. Plain current questions go through the memory first."""
+            use_memory: bool = True, min_confidence: float | None = None) -> dict:
+        """Answer with evidence, or decline. Plain current questions go through the memory first.
+
+        `min_confidence` (0..1) replaces the reader's calibrated threshold for this question;
+        such questions bypass the memory, so an answer given below the default threshold is
+        never remembered and served to others."""
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence}")
         self.warm_up()
         start = time.perf_counter()
         question = normalize(question).strip()[:MAX_QUERY_CHARS]
-        memorable = use_memory and as_of is None and candidate_ids is None and bool(question)
+        memorable = (use_memory and as_of is None and candidate_ids is None and min_confidence is None
+                     and bool(question))
         key = None
         if memorable:
             self.retriever.index.refresh()
@@ -137,7 +144,8 @@ class Jisik:
         if any(len(h.text) > READ_WINDOW_CHARS for h in hits):
             terms = self.retriever.query_terms(question)
             hits = [read_window(h, terms) for h in hits]
-        answer = self._prefer_recent(question, hits, self.reader.answer(question, hits))
+        answer = self._prefer_recent(question, hits, self.reader.answer(question, hits, min_confidence),
+                                     min_confidence)
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:
             sources = sorted({(c.id, c.version) for c in answer.citations})
@@ -146,7 +154,7 @@ class Jisik:
         out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return out
 
-    def _prefer_recent(self, question: str, hits: list[Hit], answer):
+    def _prefer_recent(self, question: str, hits: list[Hit], answer, min_confidence: float | None = None):
         """When a newer source among the read passages also answers, about as confidently,
         answer from the newer one and keep the older as a citation (sources disagree, the
         later one is more likely current)."""
@@ -157,7 +165,7 @@ class Jisik:
                         and (h.published_at or "") > date}, reverse=True)
         for published in newer:
             subset = [h for h in hits if h.published_at == published and h.id != answer.evidence.id]
-            alt = self.reader.answer(question, subset)
+            alt = self.reader.answer(question, subset, min_confidence)
             if not alt.abstained and alt.confidence >= RECENCY_CONFIDENCE * answer.confidence:
                 if alt.answer != answer.answer:
                     alt.citations = alt.citations + [answer.evidence]

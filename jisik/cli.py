@@ -21,6 +21,12 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(f)
 
 
+def min_confidence_option(f):
+    return click.option("--min-confidence", "min_confidence", type=click.FloatRange(0.0, 1.0), default=None,
+                        help="Answer only at this confidence or above (0..1), instead of the calibrated "
+                             "threshold: lower answers more and guesses more. Skips the question memory.")(f)
+
+
 def emit(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
@@ -122,9 +128,10 @@ def search(query, k, batch, as_of, mode, db, as_json):
               help='JSONL of {"id", "question", "candidate_ids"?, "as_of"?}; one answer line each.')
 @click.option("--as-of", "as_of", default=None, help="Answer from the documents as they were on this date.")
 @click.option("--no-memory", is_flag=True, help="Always read the documents; skip remembered answers.")
+@min_confidence_option
 @db_option
 @json_option
-def ask(question, batch, as_of, no_memory, db, as_json):
+def ask(question, batch, as_of, no_memory, min_confidence, db, as_json):
     """Answer a Korean QUESTION with the supporting sentence and its source, or decline."""
     if (question is None) == (batch is None):
         raise click.UsageError("give a QUESTION or --batch FILE (not both)")
@@ -133,7 +140,8 @@ def ask(question, batch, as_of, no_memory, db, as_json):
         if batch:
             def one(item):
                 out = app.ask(item["question"], as_of=item.get("as_of") or as_of,
-                              candidate_ids=item.get("candidate_ids"), use_memory=not no_memory)
+                              candidate_ids=item.get("candidate_ids"), use_memory=not no_memory,
+                              min_confidence=min_confidence)
                 if as_json:
                     emit({"id": item["id"], **out})
                 else:
@@ -141,7 +149,7 @@ def ask(question, batch, as_of, no_memory, db, as_json):
                     _print_answer(out)
             _run_batch(batch, one)
             return
-        out = app.ask(question, as_of=as_of, use_memory=not no_memory)
+        out = app.ask(question, as_of=as_of, use_memory=not no_memory, min_confidence=min_confidence)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -293,12 +301,14 @@ def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as
               help="KorQuAD questions kept out of training (jisik/splits.py), the rest, or all.")
 @click.option("--limit", type=int, default=None)
 @click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
+@min_confidence_option
 @db_option
-def eval_qa(passages, questions, split, limit, encoder, db):
+def eval_qa(passages, questions, split, limit, encoder, min_confidence, db):
     """EM/F1 (KorQuAD 1.0 definitions), evidence-contains-gold and latency of `ask`."""
     from .eval import evaluate_qa
 
-    emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder))
+    emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
+                     min_confidence=min_confidence))
 
 
 @eval_group.command(name="abstain")
@@ -307,12 +317,14 @@ def eval_qa(passages, questions, split, limit, encoder, db):
               help='NoMIRACL-style JSONL: "question", "candidate_ids", "subset" (relevant / non_relevant).')
 @click.option("--limit", type=int, default=None)
 @click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
+@min_confidence_option
 @db_option
-def eval_abstain(passages, questions, limit, encoder, db):
+def eval_abstain(passages, questions, limit, encoder, min_confidence, db):
     """Hallucination rate (answered when no candidate answers) and error rate (declined when one does)."""
     from .eval import evaluate_abstention
 
-    emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder))
+    emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
+                             min_confidence=min_confidence))
 
 
 if __name__ == "__main__":

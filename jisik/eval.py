@@ -135,7 +135,8 @@ def _ingested_app(passages: Sequence[str], db: str | None, encoder: str | None, 
 
 
 def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None = None, limit: int | None = None,
-                split: str = "heldout", encoder: str | None = None, progress: bool = True) -> dict:
+                split: str = "heldout", encoder: str | None = None, progress: bool = True,
+                min_confidence: float | None = None) -> dict:
     """EM/F1 (KorQuAD 1.0), evidence-contains-gold, abstention and latency of `ask`."""
     from .read import exact_match, f1
     from .splits import is_heldout
@@ -149,7 +150,7 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     questions = questions[:limit] if limit else questions
     ems, f1s, in_evidence, abstained, latencies = [], [], [], [], []
     for q in questions:
-        out = app.ask(q["question"], use_memory=False)
+        out = app.ask(q["question"], use_memory=False, min_confidence=min_confidence)
         latencies.append(out["latency_ms"])
         abstained.append(out["abstained"])
         ems.append(exact_match(out["answer"], q["answers"]))
@@ -160,7 +161,7 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     if tmp is not None:
         tmp.cleanup()
     return {
-        "questions": len(questions), "split": split,
+        "questions": len(questions), "split": split, "min_confidence": min_confidence,
         "exact_match": round(100 * float(np.mean(ems)), 2), "f1": round(100 * float(np.mean(f1s)), 2),
         "evidence_contains_gold": _mean(in_evidence), "abstained": _mean(abstained),
         "latency_ms_p50": round(percentile(latencies, 50), 1), "latency_ms_p95": round(percentile(latencies, 95), 1),
@@ -169,21 +170,23 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
 
 
 def evaluate_abstention(passages: Sequence[str], questions_path: str, *, db: str | None = None,
-                        limit: int | None = None, encoder: str | None = None, progress: bool = True) -> dict:
+                        limit: int | None = None, encoder: str | None = None, progress: bool = True,
+                        min_confidence: float | None = None) -> dict:
     """NoMIRACL: each query sees only its candidate passages; subset says if any answers it."""
     app, _, tmp = _ingested_app(passages, db, encoder, progress)
     questions = read_jsonl(questions_path, limit)
     answered = {"relevant": [], "non_relevant": []}
     latencies = []
     for q in questions:
-        out = app.ask(q["question"], candidate_ids=q["candidate_ids"], use_memory=False)
+        out = app.ask(q["question"], candidate_ids=q["candidate_ids"], use_memory=False,
+                      min_confidence=min_confidence)
         answered[q["subset"]].append(not out["abstained"])
         latencies.append(out["latency_ms"])
     app.close()
     if tmp is not None:
         tmp.cleanup()
     return {
-        "questions": len(questions),
+        "questions": len(questions), "min_confidence": min_confidence,
         "relevant": len(answered["relevant"]), "non_relevant": len(answered["non_relevant"]),
         "hallucination_rate": _mean(answered["non_relevant"]),
         "error_rate": round(1 - _mean(answered["relevant"]), 4) if answered["relevant"] else float("nan"),

@@ -101,3 +101,18 @@ def test_ingest_reports_bad_lines_on_stderr_and_keeps_going(tmp_path):
     r = CliRunner().invoke(main, ["ingest", str(path), "--db", str(db), "--json"])
     assert r.exit_code == 0
     assert f"{path}:2: invalid JSON" in r.output
+
+
+def test_min_confidence_answers_more_declines_more_and_skips_memory(tmp_path):
+    db = tmp_path / "cli.db"
+    run("ingest", SAMPLE / "docs.jsonl", "--db", db)
+    r = run("ask", "한라산의 높이는 얼마인가?", "--min-confidence", "1", "--db", db, "--json")
+    assert r.exit_code == 0
+    out = lines(r.output)[0]
+    assert out["abstained"] and out["answer"] is None
+    for _ in range(2):  # answered at a custom threshold: never remembered, never served from memory
+        out = lines(run("ask", "한라산의 높이는 얼마인가?", "--min-confidence", "0", "--db", db, "--json").output)[0]
+        assert not out["abstained"] and not out["from_memory"]
+    assert lines(run("stats", "--db", db, "--json").output)[0]["memories"] == 0
+    r = run("ask", "한라산의 높이는 얼마인가?", "--min-confidence", "1.5", "--db", db)
+    assert r.exit_code == 2 and "1.5" in r.output
