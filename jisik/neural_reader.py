@@ -88,10 +88,10 @@ def best_spans(start: np.ndarray, end: np.ndarray, enc: Encoded, length_penalty:
     i, j = np.indices((n, n))
     grid = s[:, None] + e[None, :] - length_penalty * (j - i)
     grid = np.where((j >= i) & (j - i < MAX_ANSWER_TOKENS), grid, -np.inf).ravel()
-    k = min(k, n * (n + 1) // 2)
-    top = np.argpartition(-grid, k - 1)[:k] if k < grid.size else np.arange(grid.size)
+    k = min(k, int(np.isfinite(grid).sum()))
+    top = np.argpartition(-grid, k - 1)[:k]
     top = top[np.argsort(-grid[top], kind="stable")]
-    return [(*divmod(int(t), n), float(grid[t])) for t in top if np.isfinite(grid[t])]
+    return [(*divmod(int(t), n), float(grid[t])) for t in top]
 
 
 @dataclass
@@ -169,10 +169,3 @@ class SpanModel:
             out.append([SentenceSpan(enc.context[x].start, enc.context[y].end, lg, answerable)
                         for x, y, lg in best_spans(reading.start[b], reading.end[b], enc, length_penalty, k)])
         return out
-
-    def read(self, question_tokens: list[Token], contexts: list[str],
-             titles: list[str | None] | None = None, length_penalty: float = 0.0) -> list[SentenceSpan]:
-        if not contexts:
-            return []
-        return [c[0] if c else SentenceSpan(0, 0, -np.inf, np.nan)
-                for c in self.spans(self.forward(question_tokens, contexts, titles), length_penalty)]

@@ -214,7 +214,6 @@ class Reader:
         # how the neural reader picks among the sentences it read (reader.json "neural_choice")
         self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
                                               "sentences": 4, "length_penalty": 0.0}
-        self.neural_sentences = 4
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, analyzer: Analyzer | None = None,
@@ -255,7 +254,6 @@ class Reader:
             if "neural_choice" not in meta:
                 raise RuntimeError(f"{d / 'reader.json'} has no neural_choice: run scripts/tune_neural_reader.py")
             reader.neural_choice = meta["neural_choice"]
-            reader.neural_sentences = int(meta["neural_choice"]["sentences"])
         return reader
 
     @property
@@ -356,10 +354,9 @@ class Reader:
         missing = [self.idf(t) for t in q.term_set if t not in p.term_set]
         return [max(missing, default=0.0) / 10, sum(missing) / 10, len(missing) / 5]
 
-    def read_neural(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo], slog,
-                    n: int | None = None) -> list[NeuralReading]:
-        """The neural reader's candidate spans in each of the `n` best sentences."""
-        read = slog[:n or self.neural_sentences]
+    def read_neural(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo], slog) -> list[NeuralReading]:
+        """The neural reader's candidate spans in each of the best sentences."""
+        read = slog[:int(self.neural_choice["sentences"])]
         if not read:
             return []
         reading = self.neural.forward(self.neural.question_tokens(q.text), *self._neural_inputs(hits, passages, read))
@@ -413,10 +410,11 @@ class Reader:
         texts = [normalize_answer(passages[x.passage].text[x.start:x.end]) for x in spans]
         same = [t == texts[0] for t in texts]
         # probability mass of the winning answer text, and the margin over the best other answer
-        mass = float(np.exp(logits - logits.max())[same].sum() / np.exp(logits - logits.max()).sum())
+        weights = np.exp(logits - logits.max())
+        mass = float(weights[same].sum() / weights.sum())
         runner_up = next((x.logit for x, t in zip(spans, same) if not t), b.logit - 10.0)
         read = max(r.rank for r in readings) + 1
-        agreeing = sum(1 for k in {(x.passage, x.sentence) for x, t in zip(spans, same) if t}) - 1
+        agreeing = len({(x.passage, x.sentence) for x, t in zip(spans, same) if t}) - 1
         feats = np.array([
             sf[1], sf[3], sf[4], b.logit / 10, (b.logit - runner_up) / 5, best.span_logit / 10,
             best.answerable / 5, max(r.answerable for r in readings) / 5, mass,

@@ -34,7 +34,7 @@ def test_title_sits_between_question_and_context():
 
 def test_answering_sentence_is_more_answerable(reader):
     q = reader.neural.question_tokens("가람시 시청이 문을 연 날짜는?")
-    good, bad = reader.neural.read(q, [ANSWERING, UNRELATED], ["가람시", "은빛강"])
+    good, bad = (c[0] for c in reader.neural.spans(reader.neural.forward(q, [ANSWERING, UNRELATED], ["가람시", "은빛강"])))
     assert good.answerable > bad.answerable
     assert good.span_logit > bad.span_logit
     assert ANSWERING[good.start:good.end].startswith("1987년")
