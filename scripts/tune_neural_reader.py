@@ -40,7 +40,7 @@ import train_reader as tr  # noqa: E402
 
 from jisik.korean import normalize  # noqa: E402
 from jisik.neural_reader import MODEL_FILE  # noqa: E402
-from jisik.read import MODEL_DIR, Reader, exact_match, f1, normalize_answer  # noqa: E402
+from jisik.read import MODEL_DIR, N_NEURAL_ABSTAIN_FEATURES, Reader, exact_match, f1, normalize_answer  # noqa: E402
 from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import article_title, is_heldout  # noqa: E402
 
@@ -75,8 +75,10 @@ def main() -> None:
                 shutil.copy(f, tmp)
         shutil.copy(Path(args.model_dir) / MODEL_FILE, tmp)
         meta = json.loads((Path(tmp) / "reader.json").read_text(encoding="utf-8"))
-        meta.setdefault("neural_choice", {"answerable": 0.0, "sentence": 0.0, "sentences": max(SENTENCES)})
-        meta.setdefault("abstain_neural", meta["abstain"])
+        # choosing needs neither: placeholders so that a reader.json without them loads
+        meta.setdefault("neural_choice", {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
+                                          "sentences": max(SENTENCES), "length_penalty": 0.0})
+        meta.setdefault("abstain_neural", {"coef": [0.0] * N_NEURAL_ABSTAIN_FEATURES, "bias": 0.0, "threshold": 0.5})
         (Path(tmp) / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         reader = Reader.load(tmp, kind="neural")
 
