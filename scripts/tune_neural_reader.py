@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Choose how the neural reader picks its answer, on validation articles only.
 
-    python scripts/train_neural_reader.py --holdout-val --out /tmp/reader-val   # ~30 min
+    python scripts/train_neural_reader.py --pack /tmp/reader-pack.npz
+    python scripts/fit_neural_reader.py --pack /tmp/reader-pack.npz --holdout-val --out /tmp/reader-val
     python scripts/tune_neural_reader.py --model-dir /tmp/reader-val            # ~5 min, writes reader.json
 
 The reader reads the best few sentences (by the sentence model), takes each one's best span

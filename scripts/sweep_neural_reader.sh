@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fit neural-reader variants side by side on one GPU; one JSON summary line each (printed
+# last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
+#   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
+# ROUND 1 and 2 are the sweeps in docs/reader.md ("GPU sweep"), run on one H100 (~4 and ~5
+# minutes). `val` runs leave the validation articles out and score them; `full` runs train
+# on every training question. No flags = the shipped model's recipe.
+set -u
+round=$1; pack=$2; out=$3; py=${4:-python3}
+fit() {
+  tag=$1; shift
+  mkdir -p "$out/$tag"
+  timeout 540 "$py" scripts/fit_neural_reader.py --pack "$pack" --device cuda --out "$out/$tag" --tag "$tag" "$@" \
+    > "/tmp/fit-$tag.json" 2> "/tmp/fit-$tag.log" || echo "$tag failed: $(tail -3 /tmp/fit-$tag.log)"
+}
+val() { tag=$1; shift; fit "$tag" --holdout-val "$@"; }
+# every layer tuned, dropout, 3 epochs of 16 groups, article-removed groups as extra negatives
+ALL="--first-tuned 0 --dropout 0.1 --epochs 3 --groups 16 --removed-weight 1"
+case $round in
+1)
+  val old-top8-r16 &
+  val all-r16 $ALL --removed-weight 0 &
+  val all-r16-removed $ALL &
+  val all-r32-removed-e4 $ALL --rank 32 --epochs 4 &
+  val all-r16-removed-k8 $ALL --sentences 8 &
+  val all-r16-removed-e5 $ALL --epochs 5 --lr 5e-4 &
+  val all-r16-removed-aw1 $ALL --answerable-weight 1.0 &
+  val all-r64-removed $ALL --rank 64 --lr 5e-4 &
+  ;;
+2)
+  val all-r16-removed-k8 $ALL --sentences 8 &
+  val all-r32-removed-e4-aw1 $ALL --rank 32 --epochs 4 --answerable-weight 1.0 &
+  val all-r32-removed-e4-seed2 $ALL --rank 32 --epochs 4 --seed 2 &
+  val all-r16-removed-aw1-seed2 $ALL --answerable-weight 1.0 --seed 2 &
+  val all-r32-removed2-e4-aw1 $ALL --rank 32 --epochs 4 --answerable-weight 1.0 --removed-weight 2 &
+  fit full-r32-removed-e4 $ALL --rank 32 --epochs 4 &
+  fit full-r32-removed-e4-aw1 $ALL --rank 32 --epochs 4 --answerable-weight 1.0 &
+  fit full-r16-removed-aw1 $ALL --answerable-weight 1.0 &
+  ;;
+*) echo "unknown round $round"; exit 2 ;;
+esac
+wait
+tail -qn 1 /tmp/fit-*.log
+cat /tmp/fit-*.json

@@ -1,0 +1,68 @@
+"""Training the neural reader end to end, tiny: pack -> fit (torch) -> the numpy runtime.
+
+Skipped without torch (a training-only dependency: `pip install -e ".[train]"`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_neural_reader import ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, Pack, answer_positions, base_weights  # noqa: E402
+
+from jisik.e5 import load_weights  # noqa: E402
+from jisik.neural_reader import SpanModel, encode_pair, title_ids  # noqa: E402
+
+CASES = [  # question, answer sentence, answer, distractor sentence
+    ("가람시 시청이 문을 연 날짜는?", "가람시 시청은 1987년 3월 14일 문을 열었다.", "1987년 3월 14일",
+     "은빛강은 북부 산맥에서 발원하여 서해로 흐르는 강이다."),
+    ("한빛 리그 최다 홈런 기록 보유자는 누구인가?", "한빛 리그 최다 홈런 기록은 박서준이 세웠다.", "박서준",
+     "가람시의 인구는 2020년에 12만 명이었다."),
+]
+
+
+def encode(w, question, sentence, answer=None):
+    enc = encode_pair(w, w.tokenizer.tokenize(question), sentence, title_ids(w, "문서"))
+    k = sentence.find(answer) if answer else -1
+    return enc, answer_positions(enc, [(k, k + len(answer))] if k >= 0 else [])
+
+
+def test_pack_fit_and_runtime_agree(tmp_path):
+    w = load_weights()
+    pack = Pack()
+    for q, sent, ans, other in CASES:
+        pack.add_group([encode(w, q, sent, ans), encode(w, q, other)], ANSWERABLE)
+        pack.add_group([encode(w, q, other)], ARTICLE_REMOVED)
+        pack.add_group([encode(w, q, sent), encode(w, q, other)], NOMIRACL, label=1)
+        pack.add_group([encode(w, q, other)], NOMIRACL, label=0)
+    arrays = pack.arrays()
+    assert arrays["ans"].shape == (2, 2)  # one answer place per answering sentence, none elsewhere
+    arrays.update(base_weights(w, np.unique(np.r_[arrays["ids"], [w.tokenizer.pad]])))
+    arrays["meta"] = np.array(json.dumps({"test": True}))
+    np.savez(tmp_path / "pack.npz", **arrays)
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fit_neural_reader.py"), "--pack", str(tmp_path / "pack.npz"),
+         "--out", str(tmp_path / "model"), "--first-tuned", "10", "--rank", "4", "--epochs", "150", "--lr", "2e-3",
+         "--groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0"],
+        capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0.0 <= summary["nomiracl_all_auc_answerable"] <= 1.0  # NoMIRACL groups are scored, never trained on
+    assert summary["steps"] == 150
+
+    model = SpanModel.load(tmp_path / "model")
+    assert model.first_tuned == 10
+    for q, sent, ans, other in CASES:
+        reading = model.forward(model.question_tokens(q), [sent, other], ["문서", "문서"])
+        good, bad = (c[0] for c in model.spans(reading))
+        assert sent[good.start:good.end] == ans
+        assert good.answerable > bad.answerable
