@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from jisik.e5 import _dequantize  # noqa: E402
 from jisik.neural_reader import MATRICES, MAX_ANSWER_TOKENS, MODEL_DIR, MODEL_FILE  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL = 0, 1, 2
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE = 0, 1, 2, 3
 
 
 def log(*a):
@@ -280,6 +280,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--groups", type=int, default=8, help="question groups per batch")
     ap.add_argument("--length-penalty", type=float, default=0.2, help="per token, in the validation scoring")
+    ap.add_argument("--cloze-epochs", type=float, default=0.0,
+                    help="first train this many epochs on the pack's kowiki cloze groups, then on KorQuAD")
+    ap.add_argument("--cloze-groups", type=int, default=32, help="question groups per batch in the cloze phase")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--tag", default="", help="a name for this run in the summary line")
     args = ap.parse_args()
@@ -302,62 +305,73 @@ def main() -> None:
     model = build_model(torch, emb, layers, args).to(device)
     K = args.sentences
     data_train = Data(z, K)
-    train = [g for g in range(len(data.groups)) if data.kind[g] != NOMIRACL
-             and not (args.holdout_val and data.val[g])
-             and (data.kind[g] == ANSWERABLE or args.removed_weight > 0)]
+    train = [g for g in range(len(data.groups)) if (data.kind[g] == ANSWERABLE or
+             (data.kind[g] == ARTICLE_REMOVED and args.removed_weight > 0)) and not (args.holdout_val and data.val[g])]
     log(f"{len(train)} training groups ({sum(data.kind[g] == ANSWERABLE for g in train)} answerable), "
         f"pack {pack_meta}")
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    n_batches = math.ceil(len(train) / args.groups)
-    total = max(1, int(n_batches * args.epochs))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total))
 
-    def batches():
-        perm = rng.permutation(train)
-        chunk = args.groups * 50
+    def batches(groups, size):
+        perm = rng.permutation(groups)
+        chunk = size * 50
         out = []
         for c in range(0, len(perm), chunk):
             part = sorted(perm[c:c + chunk], key=lambda g: max(len(data_train.rows[r][0]) for r in data_train.groups[g]))
-            out += [part[k:k + args.groups] for k in range(0, len(part), args.groups)]
+            out += [part[k:k + size] for k in range(0, len(part), size)]
         rng.shuffle(out)
         return out
 
-    step, t0, run_loss = 0, time.time(), []
-    model.train()
-    while step < total:
-        for gidx in batches():
-            if step >= total:
-                break
-            G = len(gidx)
-            ids, mask, ctx, ys, ye, yans, real = batch_tensors(torch, data_train, gidx, K, pad, device)
-            out = model(ids, mask).float()
-            T = ids.shape[1]
-            c = ctx.view(G, K * T)
-            has = ys.view(G, K * T).any(1)
-            loss = torch.zeros((), device=device)
-            if has.any():
-                for ch, y in ((0, ys), (1, ye)):
-                    lg = out[..., ch].reshape(G, K * T)[has]
-                    allowed = lg.masked_fill(~c[has], -1e4)
-                    hit = lg.masked_fill(~y.view(G, K * T)[has], -1e4)
-                    loss = loss + (torch.logsumexp(allowed, 1) - torch.logsumexp(hit, 1)).mean() / 2
-            w = torch.tensor([1.0 if data.kind[g] == ANSWERABLE else args.removed_weight for g in gidx],
-                             device=device).repeat_interleave(K)
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0, 2], yans, reduction="none")
-            bce = (bce * w * real).sum() / (w * real).sum()
-            loss = loss + args.answerable_weight * bce
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            run_loss.append((float(loss.detach()), float(bce.detach())))
-            step += 1
-            if step % 100 == 0 or step == total:
-                rl = np.mean(run_loss[-100:], axis=0)
-                log(f"step {step}/{total} loss {rl[0]:.3f} (answerable {rl[1]:.3f}) ({time.time() - t0:.0f}s)")
+    def fit(groups: list[int], epochs: float, size: int, name: str) -> int:
+        """One phase: AdamW, 6 % warm-up then linear decay over `epochs` passes of `groups`."""
+        opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+        total = max(1, int(math.ceil(len(groups) / size) * epochs))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total))
+        step, t0, run_loss = 0, time.time(), []
+        model.train()
+        while step < total:
+            for gidx in batches(groups, size):
+                if step >= total:
+                    break
+                G = len(gidx)
+                ids, mask, ctx, ys, ye, yans, real = batch_tensors(torch, data_train, gidx, K, pad, device)
+                out = model(ids, mask).float()
+                T = ids.shape[1]
+                c = ctx.view(G, K * T)
+                has = ys.view(G, K * T).any(1)
+                loss = torch.zeros((), device=device)
+                if has.any():
+                    for ch, y in ((0, ys), (1, ye)):
+                        lg = out[..., ch].reshape(G, K * T)[has]
+                        allowed = lg.masked_fill(~c[has], -1e4)
+                        hit = lg.masked_fill(~y.view(G, K * T)[has], -1e4)
+                        loss = loss + (torch.logsumexp(allowed, 1) - torch.logsumexp(hit, 1)).mean() / 2
+                w = torch.tensor([args.removed_weight if data.kind[g] == ARTICLE_REMOVED else 1.0 for g in gidx],
+                                 device=device).repeat_interleave(K)
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0, 2], yans, reduction="none")
+                bce = (bce * w * real).sum() / (w * real).sum()
+                loss = loss + args.answerable_weight * bce
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                run_loss.append((float(loss.detach()), float(bce.detach())))
+                step += 1
+                if step % 100 == 0 or step == total:
+                    rl = np.mean(run_loss[-100:], axis=0)
+                    log(f"{name} step {step}/{total} loss {rl[0]:.3f} (answerable {rl[1]:.3f}) ({time.time() - t0:.0f}s)")
+        return total
+
+    t0 = time.time()
+    steps = 0
+    cloze = [g for g in range(len(data.groups)) if data.kind[g] == CLOZE]
+    if args.cloze_epochs:
+        if not cloze:
+            sys.exit(f"--cloze-epochs: {args.pack} has no cloze groups (build it with --cloze N)")
+        steps += fit(cloze, args.cloze_epochs, args.cloze_groups, "cloze")
+    steps += fit(train, args.epochs, args.groups, "train")
     train_s = time.time() - t0
     res = evaluate(torch, model, data, args.eval_sentences, pad, device, args)
 
@@ -368,7 +382,7 @@ def main() -> None:
               "trained_on": f"{sum(data.kind[g] == ANSWERABLE for g in train)} KorQuAD dev questions outside "
                             "jisik.splits held-out" + (" and the validation articles" if args.holdout_val else ""),
               **{k: getattr(args, k) for k in ("sentences", "answerable_weight", "removed_weight", "dropout", "epochs",
-                                               "lr", "groups", "seed")}}
+                                               "cloze_epochs", "lr", "groups", "seed")}}
     out = {"config": json.dumps(config)}
     for ly in range(L0, len(layers)):
         for m in MATRICES:
@@ -381,10 +395,10 @@ def main() -> None:
     dest = Path(args.out) / MODEL_FILE
     dest.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(dest, **out)
-    print(json.dumps({"tag": args.tag, **res, "train_s": round(train_s), "total_s": round(time.time() - t_start),
-                      "steps": total, "size_mb": round(dest.stat().st_size / 1e6, 2),
+    print(json.dumps({"tag": args.tag, **res, "train_s": round(train_s), "total_s": round(time.time() - t_start), "steps": steps,
+                      "size_mb": round(dest.stat().st_size / 1e6, 2),
                       **{k: config[k] for k in ("first_tuned_layer", "lora_rank")}, **{k: config[k] for k in (
-                          "sentences", "removed_weight", "dropout", "epochs", "lr")}}), flush=True)
+                          "sentences", "removed_weight", "dropout", "epochs", "cloze_epochs", "lr")}}), flush=True)
 
 
 if __name__ == "__main__":

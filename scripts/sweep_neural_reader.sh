@@ -2,7 +2,7 @@
 # Fit neural-reader variants side by side on one GPU; one JSON summary line each (printed
 # last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
 #   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
-# ROUND 1 and 2 are the sweeps in docs/reader.md ("GPU sweep"), run on one H100 (~4 and ~5
+# ROUND 1, 2 and 3 are the sweeps in docs/reader.md ("GPU sweep"), run on one H100 (~4 and ~5
 # minutes). `val` runs leave the validation articles out and score them; `full` runs train
 # on every training question. No flags = the shipped model's recipe.
 set -u
@@ -36,6 +36,15 @@ case $round in
   fit full-r32-removed-e4 $ALL --rank 32 --epochs 4 &
   fit full-r32-removed-e4-aw1 $ALL --rank 32 --epochs 4 --answerable-weight 1.0 &
   fit full-r16-removed-aw1 $ALL --answerable-weight 1.0 &
+  ;;
+3)
+  # kowiki cloze pre-training (a pack built with --cloze 40000), then KorQuAD as above
+  val cloze1 --cloze-epochs 1 &
+  fit full-cloze1 --cloze-epochs 1 &
+  val cloze2 --cloze-epochs 2 &
+  fit full-cloze2 --cloze-epochs 2 &
+  val all-r16-cloze1 $ALL --removed-weight 0 --cloze-epochs 1 &
+  fit full-all-r16-cloze1 $ALL --removed-weight 0 --cloze-epochs 1 &
   ;;
 *) echo "unknown round $round"; exit 2 ;;
 esac

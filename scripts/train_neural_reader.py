@@ -20,7 +20,11 @@ Examples, one group of `--sentences` sentences per question, each read as
   head learns to say so; sentences that still hold the answer string are labelled as such);
 - kind 2 (NoMIRACL): each NoMIRACL-ko query's sentences as the engine would read them from
   its candidates; never trained on, only scored, so a model's answerable head can be
-  compared on the benchmark's own distribution (`subset` and the calibration half are kept).
+  compared on the benchmark's own distribution (`subset` and the calibration half are kept);
+- kind 3 (cloze, `--cloze N`): synthetic questions from kowiki articles (held-out and
+  validation titles skipped): two sentences of one article share a date, a counted number
+  or a quoted title and two more words; the first becomes a question (`… 몇 년 …나?`), the
+  other, with the 4 sentences of the article that share most words with it, is the group.
 Answer positions are every occurrence of the answer string in a sentence (the gold
 occurrence first in the gold sentence).
 """
@@ -28,8 +32,10 @@ occurrence first in the gold sentence).
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
+import re
 import struct
 import sys
 import time
@@ -48,9 +54,83 @@ from jisik.korean import normalize  # noqa: E402
 from jisik.neural_reader import MATRICES, Encoded, encode_pair, title_ids  # noqa: E402
 from jisik.read import Reader  # noqa: E402
 from jisik.reader_features import analyze_question  # noqa: E402
-from jisik.splits import article_title, is_heldout, is_heldout_passage  # noqa: E402
+from jisik.splits import article_title, is_heldout, is_heldout_passage, is_heldout_title  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL = 0, 1, 2
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE = 0, 1, 2, 3
+
+# --------------------------------------------------------------------------- cloze pairs from kowiki
+
+DATE = re.compile(r"\d{3,4}년(?: \d{1,2}월(?: \d{1,2}일)?)?")
+COUNTERS = "명|개국|개월|개|권|편|회|번|차례|살|세|척|대|곳|마리|종|가지|위|점|골|표|석|채|층|배|장|곡|부|시간|km|톤|%|퍼센트|원|달러|엔"
+NUMBER = re.compile(rf"\d[\d,]*(?:\.\d+)?\s?(?:{COUNTERS})(?=[\s,.)이가은는을를의에으로와과도만씩째까부]|$)")
+QUOTED = re.compile(r"《([^》]{1,30})》|「([^」]{1,30})」|〈([^〉]{1,30})〉")
+HOW_MUCH = {"%", "퍼센트", "원", "달러", "엔", "km", "톤"}
+
+
+def cloze_answers(sentence: str) -> list[tuple[str, str]]:
+    """(answer string, wh-phrase) for the dates, counted numbers and quoted titles in a sentence."""
+    out = []
+    for m in DATE.finditer(sentence):
+        out.append((m.group(), "언제" if "월" in m.group() else "몇 년"))
+    for m in NUMBER.finditer(sentence):
+        counter = re.sub(r"^[\d,.\s]+", "", m.group())
+        out.append((m.group(), "얼마" if counter in HOW_MUCH else f"몇 {counter}"))
+    for m in QUOTED.finditer(sentence):
+        out.append((next(g for g in m.groups() if g), "무엇"))
+    return out
+
+
+def cloze_question(sentence: str, answer: str, wh: str) -> str:
+    """The sentence as a question about `answer`: the answer becomes the wh-phrase and the
+    final verb a question (`…개통하였다.` -> `…개통하였나?`); crude, and meant to be."""
+    k = sentence.find(answer)
+    rest = sentence[k + len(answer):]
+    if sentence[k - 1:k] in "《「〈" and rest[:1] in "》」〉":
+        k, rest = k - 1, rest[1:]
+    if wh == "언제":
+        rest = re.sub(r"^(에는|에)", "", rest)
+    q = (sentence[:k] + wh + rest).strip().rstrip(".")
+    for end, repl in (("이다", "인가"), ("였다", "였나"), ("했다", "했나"), ("다", "나")):
+        if q.endswith(end):
+            return q[: -len(end)] + repl + "?"
+    return q + "?"
+
+
+def words(s: str) -> set[str]:
+    return {w for w in re.findall(r"[\w가-힣]{2,}", s)}
+
+
+def cloze_examples(articles, limit: int, per_article: int = 3):
+    """(question, title, context sentences, index of the answering one, answer) from pairs of
+    sentences of one article that share an answer string and two other words: the question
+    is made from one sentence and answered from the *other*, so matching it takes more than
+    spotting the hole the answer left."""
+    for art in articles:
+        sents = [s.strip() for s in re.split(r"(?<=다)\.\s+|\n", art["text"])]
+        sents = [s for s in sents if 20 <= len(s) <= 200]
+        by_answer: dict[str, list[tuple[int, str]]] = {}
+        for i, s in enumerate(sents):
+            for ans, wh in cloze_answers(s):
+                by_answer.setdefault(ans, []).append((i, wh))
+        made = 0
+        for ans, places in by_answer.items():
+            if made >= per_article or limit <= 0:
+                break
+            if len({i for i, _ in places}) < 2:
+                continue
+            (b, wh), a = places[0], next(i for i, _ in places if i != places[0][0])
+            shared = (words(sents[a]) & words(sents[b])) - words(ans)
+            if len(shared) < 2:
+                continue
+            question = cloze_question(sents[b], ans, wh)
+            qw = words(question)
+            others = sorted((i for i in range(len(sents)) if ans not in sents[i] and i != a),
+                            key=lambda i: -len(words(sents[i]) & qw))[:4]
+            yield question, art.get("title", ""), [sents[a]] + [sents[i] for i in others], ans
+            made += 1
+            limit -= 1
+        if limit <= 0:
+            return
 
 
 def log(*a):
@@ -189,6 +269,8 @@ def main() -> None:
     ap.add_argument("--pack", required=True, help="where to write the training pack (.npz)")
     ap.add_argument("--sentences", type=int, default=8, help="sentences per group (the fit can use fewer)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many questions (smoke runs)")
+    ap.add_argument("--cloze", type=int, default=0, help="also this many cloze groups from kowiki (kind 3)")
+    ap.add_argument("--cloze-parts", default="00,01", help="which kowiki-2022-NN.jsonl.gz parts to read")
     args = ap.parse_args()
 
     st = tr.load_setting(Path(args.data), Path(args.cache))
@@ -244,12 +326,33 @@ def main() -> None:
         rows = read_group(weights, weights.tokenizer.tokenize(text), hits, infos, read, None)
         pack.add_group(rows, NOMIRACL, label=int(q["subset"] == "relevant"),
                        cal=int(hashlib.sha1(q["id"].encode()).hexdigest(), 16) % 2 == 0)
+    if args.cloze:
+        def articles():
+            for part in args.cloze_parts.split(","):
+                with gzip.open(Path(args.data) / "kowiki" / f"kowiki-2022-{part}.jsonl.gz", "rt", encoding="utf-8") as fh:
+                    for line in fh:
+                        a = json.loads(line)
+                        title = a.get("title", "")
+                        if not (is_heldout_title(title) or tr.is_val_title(title)):
+                            yield a
+        made = 0
+        for question, title, contexts, answer in cloze_examples(articles(), args.cloze):
+            qtok = weights.tokenizer.tokenize(question)
+            prefix = title_ids(weights, title)
+            rows = []
+            for sent in contexts:
+                enc = encode_pair(weights, qtok, sent, prefix)
+                rows.append((enc, answer_positions(enc, occurrences(sent, answer))))
+            if rows[0][1]:
+                pack.add_group(rows, CLOZE)
+                made += 1
+        log(f"{made} cloze groups ({time.time() - t0:.0f}s)")
     arrays = pack.arrays()
     used = np.unique(np.r_[arrays["ids"], [weights.tokenizer.pad]])
     arrays.update(base_weights(weights, used))
     kinds = arrays["group_kind"]
     arrays["meta"] = np.array(json.dumps({
-        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(3)},
+        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(4)},
         "val_groups": int(arrays["group_val"].sum()), "rows": len(arrays["row_ctx"])}))
     Path(args.pack).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.pack, **arrays)

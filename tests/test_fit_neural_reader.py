@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_neural_reader import ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, Pack, answer_positions, base_weights  # noqa: E402
+from train_neural_reader import ANSWERABLE, ARTICLE_REMOVED, CLOZE, NOMIRACL, Pack, answer_positions, base_weights  # noqa: E402
 
 from jisik.e5 import load_weights  # noqa: E402
 from jisik.neural_reader import SpanModel, encode_pair, title_ids  # noqa: E402
@@ -44,8 +44,9 @@ def test_pack_fit_and_runtime_agree(tmp_path):
         pack.add_group([encode(w, q, other)], ARTICLE_REMOVED)
         pack.add_group([encode(w, q, sent), encode(w, q, other)], NOMIRACL, label=1)
         pack.add_group([encode(w, q, other)], NOMIRACL, label=0)
+    pack.add_group([encode(w, "가람시 시청은 몇 년 문을 열었나?", CASES[0][1], "1987년")], CLOZE)
     arrays = pack.arrays()
-    assert arrays["ans"].shape == (2, 2)  # one answer place per answering sentence, none elsewhere
+    assert arrays["ans"].shape == (3, 2)  # one answer place per answering sentence, none elsewhere
     arrays.update(base_weights(w, np.unique(np.r_[arrays["ids"], [w.tokenizer.pad]])))
     arrays["meta"] = np.array(json.dumps({"test": True}))
     np.savez(tmp_path / "pack.npz", **arrays)
@@ -53,11 +54,11 @@ def test_pack_fit_and_runtime_agree(tmp_path):
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fit_neural_reader.py"), "--pack", str(tmp_path / "pack.npz"),
          "--out", str(tmp_path / "model"), "--first-tuned", "10", "--rank", "4", "--epochs", "150", "--lr", "2e-3",
-         "--groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0"],
+         "--groups", "4", "--cloze-epochs", "20", "--cloze-groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0"],
         capture_output=True, text=True, check=True)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0.0 <= summary["nomiracl_all_auc_answerable"] <= 1.0  # NoMIRACL groups are scored, never trained on
-    assert summary["steps"] == 150
+    assert summary["steps"] == 20 + 150  # one batch an epoch: the cloze phase, then KorQuAD
 
     model = SpanModel.load(tmp_path / "model")
     assert model.first_tuned == 10

@@ -1,0 +1,35 @@
+"""Cloze questions for the neural reader's training pack (scripts/train_neural_reader.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from train_neural_reader import cloze_answers, cloze_examples, cloze_question  # noqa: E402
+
+
+def test_answers_and_questions():
+    s = "가람시 시청은 1987년 3월 14일에 문을 열었다."
+    assert ("1987년 3월 14일", "언제") in cloze_answers(s)
+    assert cloze_question(s, "1987년 3월 14일", "언제") == "가람시 시청은 언제 문을 열었나?"
+    s = "한빛 리그에는 8개 구단이 있으며, 관중은 2019년에 120만 명이었다."
+    found = dict(cloze_answers(s))
+    assert found == {"8개": "몇 개", "2019년": "몇 년"}  # `120만 명` is no plain number: skipped
+    assert cloze_question(s, "8개", "몇 개") == "한빛 리그에는 몇 개 구단이 있으며, 관중은 2019년에 120만 명이었나?"
+    s = "그의 첫 소설은 《푸른 강》이다."
+    assert cloze_answers(s) == [("푸른 강", "무엇")]
+    assert cloze_question(s, "푸른 강", "무엇") == "그의 첫 소설은 무엇인가?"
+    assert cloze_answers("명예로운 이름이다.") == []
+
+
+def test_examples_pair_two_sentences():
+    article = {"title": "가람시", "text": (
+        "가람시는 은빛강 하류에 있는 도시이다. 가람시 시청은 1987년에 은빛강 옆 언덕에 문을 열었다. "
+        "시청 건물은 1987년 당시 은빛강 언덕에 선 가장 높은 건물이었다. 가람시의 인구는 12만 명이다.")}
+    (question, title, contexts, answer), = cloze_examples([article], limit=10)
+    assert answer == "1987년" and title == "가람시"
+    assert question == "가람시 시청은 몇 년에 은빛강 옆 언덕에 문을 열었나?"
+    assert contexts[0] == "시청 건물은 1987년 당시 은빛강 언덕에 선 가장 높은 건물이었다"  # the *other* sentence answers
+    assert contexts[1:] == ["가람시는 은빛강 하류에 있는 도시이다"]  # negatives: no answer; under 20 characters: dropped
