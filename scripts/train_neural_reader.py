@@ -270,7 +270,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=8, help="sentences per group (the fit can use fewer)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many questions (smoke runs)")
     ap.add_argument("--cloze", type=int, default=0, help="also this many cloze groups from kowiki (kind 3)")
-    ap.add_argument("--cloze-parts", default="00,01", help="which kowiki-2022-NN.jsonl.gz parts to read")
+    ap.add_argument("--cloze-parts", default="00,01,02,03,04", help="which kowiki-2022-NN.jsonl.gz parts to read")
     args = ap.parse_args()
 
     st = tr.load_setting(Path(args.data), Path(args.cache))
