@@ -22,6 +22,8 @@ every layer from `--first-tuned` up, those layers' norms, and a 3-way head (star
   (the article-removed kind) have none;
 - answerable: a logistic output per sentence, 1 where the sentence holds the answer;
   article-removed groups count `--removed-weight` as much.
+`--cloze-epochs E` first trains E epochs with the same losses on the pack's kowiki cloze
+groups (fresh optimiser and schedule), then on KorQuAD as above.
 With `--holdout-val` the validation articles' groups are left out and scored after training
 (token-level span EM/F1 of the best span over `--eval-sentences`, and the AUC of telling an
 answerable group from an article-removed one); NoMIRACL-ko groups are always scored (AUC of
