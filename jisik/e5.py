@@ -155,17 +155,16 @@ class E5Weights:
             p += 20
             tensors[name] = (dtype, off, nbytes)
 
+        self._buf, self._tensors = buf, tensors
+
         def f32(name: str) -> np.ndarray:
-            _, off, nbytes = tensors[name]
-            return np.frombuffer(buf, dtype=np.float32, count=nbytes // 4, offset=off).copy()
+            return self.raw(name).view(np.float32).copy()
 
         def q4(name: str, rows: int, cols: int) -> np.ndarray:
-            _, off, nbytes = tensors[name]
-            return _dequantize(np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=off), rows, cols)
+            return _dequantize(self.raw(name), rows, cols)
 
         H, F = self.hidden, self.ffn
-        _, off, nbytes = tensors["emb.word"]
-        self._word_q4 = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=off).reshape(self.vocab, -1)
+        self._word_q4 = self.raw("emb.word").reshape(self.vocab, -1)
         self.pos = f32("emb.pos").reshape(-1, H)
         self.type = f32("emb.type")[:H]
         self.emb_ln = (f32("emb.ln.w"), f32("emb.ln.b"))
@@ -180,6 +179,11 @@ class E5Weights:
                 d[k + ".w"] = f32(f"l{ly}.{k}.w")
                 d[k + ".b"] = f32(f"l{ly}.{k}.b")
             self.layer.append(d)
+
+    def raw(self, name: str) -> np.ndarray:
+        """A tensor's bytes as stored (Q4_0 blocks for the matrices), without copying."""
+        _, off, nbytes = self._tensors[name]
+        return np.frombuffer(self._buf, dtype=np.uint8, count=nbytes, offset=off)
 
     def word(self, ids: np.ndarray) -> np.ndarray:
         return _dequantize(self._word_q4[ids.ravel()], ids.size, self.hidden).reshape(*ids.shape, self.hidden)

