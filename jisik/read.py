@@ -166,14 +166,41 @@ class NeuralReading:
     end: int
     span_logit: float
     answerable: float
-    agrees: bool = False   # the span holds the question's focus morpheme (몇 개 -> 개)
+    agrees: bool = False   # the span is the kind the question asks for (`_agrees`)
+
+
+DATE_UNITS = frozenset({"년", "월", "일"})
+YEAR_FOCUS = frozenset({"년", "연도", "년도", "해"})
+
+
+def _date_extents(sentence) -> list[tuple[int, int]]:
+    """Where whole dates stand in a sentence: runs of number + 년/월/일 (`1987년 3월 14일`)."""
+    ms, out = sentence.morphs, []
+    for a, b in zip(ms, ms[1:]):
+        if a.tag == "SN" and b.form in DATE_UNITS and b.tag.startswith("NN"):
+            if out and a.start - out[-1][1] <= 1:  # continues the previous part (`3월` after `1987년 `)
+                out[-1] = (out[-1][0], b.end)
+            else:
+                out.append((a.start, b.end))
+    return out
 
 
 def _agrees(q: QuestionInfo, sentence, start: int, end: int) -> bool:
-    """Does the span contain the noun or counter the question asks about (`몇 개` -> `27개`)?"""
-    if not q.focus:
+    """Is the span the kind of thing the question asks for? A count holds the counter asked
+    about as its last unit (`몇 개` -> `27개`; `몇 년` -> `1987년`, not `1987년 3월 14일`); a
+    `언제`/`날짜` answer is a whole date as written, never a piece of one (KorQuAD's gold
+    answers to such questions are the full date 53 times in 56 where the text has one)."""
+    if q.qtype == "when" and q.focus not in YEAR_FOCUS and q.focus not in DATE_UNITS:
+        dates = _date_extents(sentence)
+        inside = [d for d in dates if start <= d[0] and d[1] <= end]
+        cut = [d for d in dates if d[0] < end and start < d[1] and d not in inside]
+        return bool(inside) and not cut
+    focus = "년" if q.focus in YEAR_FOCUS else q.focus
+    if not focus:
         return False
-    return any(m.form == q.focus and start <= m.start and m.end <= end for m in sentence.morphs)
+    return any(m.form == focus and start <= m.start and m.end <= end
+               and not any(x.tag == "SN" and m.end <= x.start < end for x in sentence.morphs)
+               for m in sentence.morphs)
 
 
 @dataclass

@@ -74,6 +74,28 @@ def test_year_question_gets_the_year_not_the_full_date(reader, hits):
     assert ans.answer == "1987년"
 
 
+@pytest.mark.parametrize("question, span, agrees", [
+    ("KTX는 언제 개통했나?", "2004년 4월 1일", True),       # a when-question wants the whole date
+    ("KTX는 언제 개통했나?", "2004년", False),              # ... not a piece of it
+    ("KTX가 개통한 날짜는?", "2004년 4월 1일", True),
+    ("KTX는 몇 년에 개통했나?", "2004년", True),            # a year question wants the year
+    ("KTX는 몇 년에 개통했나?", "2004년 4월 1일", False),
+    ("KTX의 열차는 몇 대인가?", "46대", True),               # a count holds the counter asked about
+    ("KTX의 열차는 몇 대인가?", "2004년", False),
+])
+def test_agreement_between_question_and_span(question, span, agrees):
+    from jisik.korean import get_analyzer
+    from jisik.read import _agrees
+    from jisik.reader_features import analyze_question, build_passage
+
+    text = "KTX는 2004년 4월 1일에 개통하였고, 열차 46대로 운행을 시작하였다."
+    an = get_analyzer()
+    passage = build_passage(text, [(0, len(text))], [an.morphemes(text)])
+    q = analyze_question(question, an.morphemes(question))
+    start = text.index(span)
+    assert _agrees(q, passage.sentences[0], start, start + len(span)) is agrees
+
+
 def test_place_answer_mentions_place(reader, hits):
     ans = reader.answer("건축가 박소라는 어디에서 왔나?", hits)
     assert not ans.abstained
