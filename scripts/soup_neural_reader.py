@@ -68,11 +68,11 @@ def soup(models: list[dict[str, np.ndarray]], configs: list[dict], base_norms: l
                                          else base_norms[ly][k] for z, c in zip(models, configs)], axis=0)
     out["head.w"] = np.mean([z["head.w"] for z in models], axis=0)
     out["head.b"] = np.mean([z["head.b"] for z in models], axis=0)
-    config = dict(configs[0])
-    config.update({"first_tuned_layer": first, "lora_rank": rank, "lora_alpha": float(rank),
-                   "objective": f"uniform soup of {n} fits (scripts/soup_neural_reader.py), "
-                                f"deltas cut to rank {rank} by SVD keeping {min(kept):.3f}-{max(kept):.3f} of their energy",
-                   "soup_configs": configs})
+    # only what describes the soup itself; each member's training settings stay in soup_configs
+    config = {"first_tuned_layer": first, "lora_rank": rank, "lora_alpha": float(rank),
+              "objective": f"uniform soup of {n} fits (scripts/soup_neural_reader.py), "
+                           f"deltas cut to rank {rank} by SVD keeping {min(kept):.3f}-{max(kept):.3f} of their energy",
+              "soup_configs": configs}
     return out, config
 
 
