@@ -8,7 +8,8 @@
 The reader reads the best few sentences (by the sentence model), takes each one's best span
 (up to three candidates per sentence) under a per-token length penalty, and scores each by
 `span_logit + answerable * w_a + sentence_logit * w_s + agreement * w_t`, where agreement
-says the span holds the noun or counter the question asks about (`몇 개` -> `27개`). This
+says the span is the kind the question asks for (`jisik.read._agrees`: `몇 개` -> `27개`,
+`언제` -> the whole date). This
 script picks the number of sentences read, the length penalty and the weights. It uses the KorQuAD questions of the validation
 articles (`train_reader.is_val_title`, part of the training articles) with a neural model
 trained without them (`--holdout-val`), so neither the choice nor the model ever sees a
@@ -124,7 +125,7 @@ def main() -> None:
         print(json.dumps(r))
     base = next(r for r in rows if r["sentences"] == 5 and r["answerable"] == 0 and r["sentence"] == 1.0
                 and r["length_penalty"] == 0.2 and r["agreement"] == 0)
-    print("without agreement (the previous choice):", json.dumps(base))
+    print("v2's weights, without agreement:", json.dumps(base))
     print("chosen:", json.dumps(chosen))
     meta = json.loads(target.read_text(encoding="utf-8"))
     meta["neural_choice"] = {"answerable": chosen["answerable"], "sentence": chosen["sentence"],

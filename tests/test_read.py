@@ -7,7 +7,9 @@ import time
 import pytest
 
 from jisik.documents import Hit
-from jisik.read import NO_EVIDENCE, Answer, Reader, exact_match, f1, normalize_answer, trim_span
+from jisik.korean import get_analyzer
+from jisik.read import NO_EVIDENCE, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
+from jisik.reader_features import analyze_question, build_passage
 
 DOC_SEJONG = (
     "가람시는 한반도 남쪽 해안에 있는 가상의 항구 도시이다. "
@@ -84,10 +86,6 @@ def test_year_question_gets_the_year_not_the_full_date(reader, hits):
     ("KTX의 열차는 몇 대인가?", "2004년", False),
 ])
 def test_agreement_between_question_and_span(question, span, agrees):
-    from jisik.korean import get_analyzer
-    from jisik.read import _agrees
-    from jisik.reader_features import analyze_question, build_passage
-
     text = "KTX는 2004년 4월 1일에 개통하였고, 열차 46대로 운행을 시작하였다."
     an = get_analyzer()
     passage = build_passage(text, [(0, len(text))], [an.morphemes(text)])
