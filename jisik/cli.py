@@ -307,8 +307,11 @@ def eval_qa(passages, questions, split, limit, encoder, min_confidence, db):
     """EM/F1 (KorQuAD 1.0 definitions), evidence-contains-gold and latency of `ask`."""
     from .eval import evaluate_qa
 
-    emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
-                     min_confidence=min_confidence))
+    try:
+        emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
+                         min_confidence=min_confidence))
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @eval_group.command(name="abstain")
@@ -323,8 +326,11 @@ def eval_abstain(passages, questions, limit, encoder, min_confidence, db):
     """Hallucination rate (answered when no candidate answers) and error rate (declined when one does)."""
     from .eval import evaluate_abstention
 
-    emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
-                             min_confidence=min_confidence))
+    try:
+        emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
+                                 min_confidence=min_confidence))
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":

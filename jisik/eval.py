@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .documents import Hit
+from .documents import Hit, InputError
 
 RECALL_KS = (1, 5, 20)
 
@@ -118,6 +118,47 @@ def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str 
     return result
 
 
+def _checked_questions(path: str, check: Callable[[dict], str | None], limit: int | None = None) -> list[dict]:
+    """Read a question file and check every line before anything is ingested, so that a bad
+    line costs seconds, not a long ingest. `check` names what a record lacks, or None."""
+    out = []
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                q = json.loads(line)
+            except ValueError:
+                raise InputError(f"{path}:{n}: invalid JSON") from None
+            problem = check(q) if isinstance(q, dict) else "not a JSON object"
+            if problem:
+                raise InputError(f"{path}:{n}: {problem}")
+            out.append(q)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def _qa_problem(q: dict) -> str | None:
+    if not isinstance(q.get("question"), str):
+        return 'needs a "question" string'
+    answers = q.get("answers")
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a for a in answers):
+        return 'needs gold "answers": a non-empty list of strings'
+    return None
+
+
+def _abstain_problem(q: dict) -> str | None:
+    if not isinstance(q.get("question"), str):
+        return 'needs a "question" string'
+    if not isinstance(q.get("candidate_ids"), list) or not q["candidate_ids"]:
+        return 'needs "candidate_ids": the ids of the passages the question may use'
+    if q.get("subset") not in ("relevant", "non_relevant"):
+        return 'needs "subset": "relevant" (a candidate answers it) or "non_relevant" (none does)'
+    return None
+
+
 def _ingested_app(passages: Sequence[str], db: str | None, encoder: str | None, progress: bool):
     from tqdm import tqdm
 
@@ -141,13 +182,15 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     from .read import exact_match, f1
     from .splits import is_heldout
 
-    app, report, tmp = _ingested_app(passages, db, encoder, progress)
-    questions = read_jsonl(questions_path)
+    questions = _checked_questions(questions_path, _qa_problem)
     if split == "heldout":
         questions = [q for q in questions if is_heldout(q)]
     elif split == "train":
         questions = [q for q in questions if not is_heldout(q)]
     questions = questions[:limit] if limit else questions
+    if not questions:
+        raise InputError(f"{questions_path}: no questions in split {split!r} (--split all uses every line)")
+    app, report, tmp = _ingested_app(passages, db, encoder, progress)
     ems, f1s, in_evidence, abstained, latencies = [], [], [], [], []
     for q in questions:
         out = app.ask(q["question"], use_memory=False, min_confidence=min_confidence)
@@ -160,10 +203,14 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     app.close()
     if tmp is not None:
         tmp.cleanup()
+    answered_in_evidence = [e for e, a in zip(in_evidence, abstained) if not a]
     return {
         "questions": len(questions), "split": split, "min_confidence": min_confidence,
         "exact_match": round(100 * float(np.mean(ems)), 2), "f1": round(100 * float(np.mean(f1s)), 2),
-        "evidence_contains_gold": _mean(in_evidence), "abstained": _mean(abstained),
+        "evidence_contains_gold": _mean(in_evidence),
+        # the same share among the questions answered (None when every question was declined)
+        "evidence_contains_gold_of_answered": _mean(answered_in_evidence) if answered_in_evidence else None,
+        "abstained": _mean(abstained),
         "latency_ms_p50": round(percentile(latencies, 50), 1), "latency_ms_p95": round(percentile(latencies, 95), 1),
         "ingest": {k: v for k, v in report.to_json().items() if k != "problems"},
     }
@@ -173,8 +220,10 @@ def evaluate_abstention(passages: Sequence[str], questions_path: str, *, db: str
                         limit: int | None = None, encoder: str | None = None, progress: bool = True,
                         min_confidence: float | None = None) -> dict:
     """NoMIRACL: each query sees only its candidate passages; subset says if any answers it."""
+    questions = _checked_questions(questions_path, _abstain_problem, limit)
+    if not questions:
+        raise InputError(f"{questions_path}: no questions")
     app, _, tmp = _ingested_app(passages, db, encoder, progress)
-    questions = read_jsonl(questions_path, limit)
     answered = {"relevant": [], "non_relevant": []}
     latencies = []
     for q in questions:
