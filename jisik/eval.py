@@ -22,15 +22,28 @@ from .documents import Hit, InputError
 RECALL_KS = (1, 5, 20)
 
 
-def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
-    opener = gzip.open if str(path).endswith(".gz") else open
+def read_jsonl(path: str | Path, limit: int | None = None,
+               check: Callable[[dict], str | None] | None = None) -> list[dict]:
+    """Records of a JSON Lines file (gzip when it ends in .gz). A bad line raises InputError
+    naming the file and line; `check` says what a record lacks (or None), so that a command
+    refuses an incomplete file before a long ingest rather than after it."""
     out = []
+    opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                out.append(json.loads(line))
-                if limit is not None and len(out) >= limit:
-                    break
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise InputError(f"{path}:{n}: invalid JSON") from None
+            if check is not None:
+                problem = check(record) if isinstance(record, dict) else "not a JSON object"
+                if problem:
+                    raise InputError(f"{path}:{n}: {problem}")
+            out.append(record)
+            if limit is not None and len(out) >= limit:
+                break
     return out
 
 
@@ -118,28 +131,6 @@ def evaluate_retrieval(passages: Sequence[str], questions_path: str, *, db: str 
     return result
 
 
-def _checked_questions(path: str, check: Callable[[dict], str | None], limit: int | None = None) -> list[dict]:
-    """Read a question file and check every line before anything is ingested, so that a bad
-    line costs seconds, not a long ingest. `check` names what a record lacks, or None."""
-    out = []
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                q = json.loads(line)
-            except ValueError:
-                raise InputError(f"{path}:{n}: invalid JSON") from None
-            problem = check(q) if isinstance(q, dict) else "not a JSON object"
-            if problem:
-                raise InputError(f"{path}:{n}: {problem}")
-            out.append(q)
-            if limit is not None and len(out) >= limit:
-                break
-    return out
-
-
 def _qa_problem(q: dict) -> str | None:
     if not isinstance(q.get("question"), str):
         return 'needs a "question" string'
@@ -182,7 +173,7 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     from .read import exact_match, f1
     from .splits import is_heldout
 
-    questions = _checked_questions(questions_path, _qa_problem)
+    questions = read_jsonl(questions_path, check=_qa_problem)
     if split == "heldout":
         questions = [q for q in questions if is_heldout(q)]
     elif split == "train":
@@ -220,7 +211,7 @@ def evaluate_abstention(passages: Sequence[str], questions_path: str, *, db: str
                         limit: int | None = None, encoder: str | None = None, progress: bool = True,
                         min_confidence: float | None = None) -> dict:
     """NoMIRACL: each query sees only its candidate passages; subset says if any answers it."""
-    questions = _checked_questions(questions_path, _abstain_problem, limit)
+    questions = read_jsonl(questions_path, limit, check=_abstain_problem)
     if not questions:
         raise InputError(f"{questions_path}: no questions")
     app, _, tmp = _ingested_app(passages, db, encoder, progress)
