@@ -21,12 +21,13 @@ every layer from `--first-tuned` up, those layers' norms, and a 3-way head (star
   normalisation, so span logits compare across sentences); groups without the answer
   (the article-removed kind) have none;
 - answerable: a logistic output per sentence, 1 where the sentence holds the answer;
-  article-removed groups count `--removed-weight` as much.
+  article-removed groups count `--removed-weight` as much, subject-swapped groups (the
+  question about a similar entity the sentences never name) `--swapped-weight`.
 `--cloze-epochs E` first trains E epochs with the same losses on the pack's kowiki cloze
 groups (fresh optimiser and schedule), then on KorQuAD as above.
 With `--holdout-val` the validation articles' groups are left out and scored after training
 (token-level span EM/F1 of the best span over `--eval-sentences`, and the AUC of telling an
-answerable group from an article-removed one); NoMIRACL-ko groups are always scored (AUC of
+answerable group from an article-removed one, and from a subject-swapped one); NoMIRACL-ko groups are always scored (AUC of
 relevant vs non_relevant queries), never trained on. One JSON line sums it up.
 The output (`neural_reader.npz`) holds only what training changed.
 """
@@ -49,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from jisik.e5 import _dequantize  # noqa: E402
 from jisik.neural_reader import MATRICES, MAX_ANSWER_TOKENS, MODEL_DIR, MODEL_FILE  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE = 0, 1, 2, 3
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED = 0, 1, 2, 3, 4
 
 
 def log(*a):
@@ -240,7 +241,7 @@ def evaluate(torch, model, data: Data, K: int, pad: int, device, args) -> dict:
     if args.holdout_val:
         val = [g for g in range(len(data.groups)) if data.val[g] and data.kind[g] != NOMIRACL]
         scored = score_groups(torch, model, data, val, K, pad, device, args.length_penalty)
-        em, f1s, pos, neg, pos_s, neg_s = [], [], [], [], [], []
+        em, f1s, pos, neg, pos_s, neg_s, swap, swap_s = [], [], [], [], [], [], [], []
         for g, span, span_logit, answerable in scored:
             if data.kind[g] == ANSWERABLE:
                 pos.append(answerable)
@@ -256,12 +257,17 @@ def evaluate(torch, model, data: Data, K: int, pad: int, device, args) -> dict:
                             p, r = inter / (span[2] - span[1] + 1), inter / (b - a + 1)
                             best_f = max(best_f, 2 * p * r / (p + r))
                 f1s.append(best_f)
+            elif data.kind[g] == SWAPPED:
+                swap.append(answerable)
+                swap_s.append(span_logit)
             elif not data.has_answer(g):
                 neg.append(answerable)
                 neg_s.append(span_logit)
         res.update({"val_token_EM": round(100 * float(np.mean(em)), 2), "val_token_F1": round(100 * float(np.mean(f1s)), 2),
                     "val_questions": len(em), "val_auc_answerable": round(auc(np.array(pos), np.array(neg)), 4),
-                    "val_auc_span": round(auc(np.array(pos_s), np.array(neg_s)), 4)})
+                    "val_auc_span": round(auc(np.array(pos_s), np.array(neg_s)), 4),
+                    "val_auc_swapped_answerable": round(auc(np.array(pos), np.array(swap)), 4),
+                    "val_auc_swapped_span": round(auc(np.array(pos_s), np.array(swap_s)), 4)})
     nm = [g for g in range(len(data.groups)) if data.kind[g] == NOMIRACL]
     scored = {g: (sl, a) for g, _, sl, a in score_groups(torch, model, data, nm, K, pad, device, args.length_penalty)}
     for name, sel in (("all", lambda g: True), ("test_half", lambda g: not data.cal[g])):
@@ -288,6 +294,8 @@ def main() -> None:
     ap.add_argument("--answerable-weight", type=float, default=0.5)
     ap.add_argument("--removed-weight", type=float, default=0.0,
                     help="weight of article-removed groups in the answerable loss (0: leave them out)")
+    ap.add_argument("--swapped-weight", type=float, default=0.0,
+                    help="weight of subject-swapped groups (kind 4) in the answerable loss (0: leave them out)")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -318,8 +326,8 @@ def main() -> None:
     model = build_model(torch, emb, layers, args).to(device)
     K = args.sentences
     data_train = data.with_sentences(K)
-    train = [g for g in range(len(data.groups)) if (data.kind[g] == ANSWERABLE or
-             (data.kind[g] == ARTICLE_REMOVED and args.removed_weight > 0)) and not (args.holdout_val and data.val[g])]
+    weight_of = {ANSWERABLE: 1.0, ARTICLE_REMOVED: args.removed_weight, SWAPPED: args.swapped_weight}
+    train = [g for g in range(len(data.groups)) if weight_of.get(data.kind[g], 0) > 0 and not (args.holdout_val and data.val[g])]
     log(f"{len(train)} training groups ({sum(data.kind[g] == ANSWERABLE for g in train)} answerable), "
         f"pack {pack_meta}")
 
@@ -360,7 +368,7 @@ def main() -> None:
                         allowed = lg.masked_fill(~c[has], -1e4)
                         hit = lg.masked_fill(~y.view(G, K * T)[has], -1e4)
                         loss = loss + (torch.logsumexp(allowed, 1) - torch.logsumexp(hit, 1)).mean() / 2
-                w = torch.tensor([args.removed_weight if data.kind[g] == ARTICLE_REMOVED else 1.0 for g in gidx],
+                w = torch.tensor([weight_of.get(data.kind[g], 1.0) for g in gidx],
                                  device=device).repeat_interleave(K)
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0, 2], yans, reduction="none")
                 bce = (bce * w * real).sum() / (w * real).sum()
@@ -391,10 +399,10 @@ def main() -> None:
     L0 = args.first_tuned
     config = {"first_tuned_layer": L0, "lora_rank": args.rank, "lora_alpha": args.alpha, "title_prefix": True,
               "objective": "shared-normalisation span softmax over the question's sentences + answerable BCE on <s>"
-                           " (article-removed groups as extra negatives)",
+                           " (article-removed and subject-swapped groups as extra negatives)",
               "trained_on": f"{sum(data.kind[g] == ANSWERABLE for g in train)} KorQuAD dev questions outside "
                             "jisik.splits held-out" + (" and the validation articles" if args.holdout_val else ""),
-              **{k: getattr(args, k) for k in ("sentences", "answerable_weight", "removed_weight", "dropout", "epochs",
+              **{k: getattr(args, k) for k in ("sentences", "answerable_weight", "removed_weight", "swapped_weight", "dropout", "epochs",
                                                "cloze_epochs", "lr", "groups", "seed")}}
     out = {"config": json.dumps(config)}
     for ly in range(L0, len(layers)):
@@ -411,7 +419,7 @@ def main() -> None:
     print(json.dumps({"tag": args.tag, **res, "train_s": round(train_s), "total_s": round(time.time() - t_start), "steps": steps,
                       "size_mb": round(dest.stat().st_size / 1e6, 2),
                       **{k: config[k] for k in ("first_tuned_layer", "lora_rank")}, **{k: config[k] for k in (
-                          "sentences", "removed_weight", "dropout", "epochs", "cloze_epochs", "lr")}}), flush=True)
+                          "sentences", "removed_weight", "swapped_weight", "dropout", "epochs", "cloze_epochs", "lr")}}), flush=True)
 
 
 if __name__ == "__main__":

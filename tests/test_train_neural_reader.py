@@ -1,4 +1,4 @@
-"""Cloze questions for the neural reader's training pack (scripts/train_neural_reader.py)."""
+"""Cloze and subject-swapped questions for the neural reader's training pack (scripts/train_neural_reader.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from train_neural_reader import cloze_answers, cloze_examples, cloze_question  # noqa: E402
+from train_neural_reader import cloze_answers, cloze_examples, cloze_question, entity_mentions, swap_mention  # noqa: E402
+
+from jisik.korean import get_analyzer  # noqa: E402
 
 
 def test_answers_and_questions():
@@ -33,3 +35,24 @@ def test_examples_pair_two_sentences():
     assert question == "가람시 시청은 몇 년에 은빛강 옆 언덕에 문을 열었나?"
     assert contexts[0] == "시청 건물은 1987년 당시 은빛강 언덕에 선 가장 높은 건물이었다"  # the *other* sentence answers
     assert contexts[1:] == ["가람시는 은빛강 하류에 있는 도시이다"]  # negatives: no answer; under 20 characters: dropped
+
+
+def mentions(question: str) -> list[str]:
+    return [question[a:b] for a, b in entity_mentions(question, get_analyzer().morphemes(question))]
+
+
+def test_entity_mentions_are_whole_proper_nouns():
+    assert mentions("뉴질랜드는 몇 개의 섬으로 이루어져 있나?") == ["뉴질랜드"]
+    assert mentions("이순신이 한산도에서 이긴 해는?") == ["이순신", "한산도"]
+    assert mentions("가장 높은 산은 어디인가?") == []  # nothing to swap
+
+
+def test_swap_fits_the_particle_to_the_new_name():
+    q = "뉴질랜드는 몇 개의 섬으로 이루어져 있나?"
+    (span,) = entity_mentions(q, get_analyzer().morphemes(q))
+    assert swap_mention(q, span, "바누아투") == "바누아투는 몇 개의 섬으로 이루어져 있나?"
+    assert swap_mention(q, span, "일본") == "일본은 몇 개의 섬으로 이루어져 있나?"  # 받침: 는 -> 은
+    q = "이순신이 이긴 해는? 이순신의 나이는?"
+    assert swap_mention(q, (0, 3), "권율") == "권율이 이긴 해는? 권율의 나이는?"  # every occurrence
+    assert swap_mention(q, (0, 3), "유비") == "유비가 이긴 해는? 유비의 나이는?"  # 이 -> 가
+    assert swap_mention("서울을 지나는 강은?", (0, 2), "파리") == "파리를 지나는 강은?"  # 을 -> 를
