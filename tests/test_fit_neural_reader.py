@@ -17,16 +17,17 @@ pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_neural_reader import ANSWERABLE, ARTICLE_REMOVED, CLOZE, NOMIRACL, Pack, answer_positions, base_weights  # noqa: E402
+from train_neural_reader import (  # noqa: E402
+    ANSWERABLE, ARTICLE_REMOVED, CLOZE, NOMIRACL, SWAPPED, Pack, answer_positions, base_weights)
 
 from jisik.e5 import load_weights  # noqa: E402
 from jisik.neural_reader import SpanModel, encode_pair, title_ids  # noqa: E402
 
-CASES = [  # question, answer sentence, answer, distractor sentence
+CASES = [  # question, answer sentence, answer, distractor sentence, the question about another subject
     ("가람시 시청이 문을 연 날짜는?", "가람시 시청은 1987년 3월 14일 문을 열었다.", "1987년 3월 14일",
-     "은빛강은 북부 산맥에서 발원하여 서해로 흐르는 강이다."),
+     "은빛강은 북부 산맥에서 발원하여 서해로 흐르는 강이다.", "나래시 시청이 문을 연 날짜는?"),
     ("한빛 리그 최다 홈런 기록 보유자는 누구인가?", "한빛 리그 최다 홈런 기록은 박서준이 세웠다.", "박서준",
-     "가람시의 인구는 2020년에 12만 명이었다."),
+     "가람시의 인구는 2020년에 12만 명이었다.", "누리 리그 최다 홈런 기록 보유자는 누구인가?"),
 ]
 
 
@@ -39,9 +40,10 @@ def encode(w, question, sentence, answer=None):
 def test_pack_fit_and_runtime_agree(tmp_path):
     w = load_weights()
     pack = Pack()
-    for q, sent, ans, other in CASES:
+    for q, sent, ans, other, swapped in CASES:
         pack.add_group([encode(w, q, sent, ans), encode(w, q, other)], ANSWERABLE)
         pack.add_group([encode(w, q, other)], ARTICLE_REMOVED)
+        pack.add_group([encode(w, swapped, sent), encode(w, swapped, other)], SWAPPED)
         pack.add_group([encode(w, q, sent), encode(w, q, other)], NOMIRACL, label=1)
         pack.add_group([encode(w, q, other)], NOMIRACL, label=0)
     pack.add_group([encode(w, "가람시 시청은 몇 년 문을 열었나?", CASES[0][1], "1987년")], CLOZE)
@@ -53,17 +55,22 @@ def test_pack_fit_and_runtime_agree(tmp_path):
 
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fit_neural_reader.py"), "--pack", str(tmp_path / "pack.npz"),
-         "--out", str(tmp_path / "model"), "--first-tuned", "10", "--rank", "4", "--epochs", "150", "--lr", "2e-3",
-         "--groups", "4", "--cloze-epochs", "20", "--cloze-groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0"],
+         "--out", str(tmp_path / "model"), "--first-tuned", "10", "--rank", "4", "--epochs", "100", "--lr", "2e-3",
+         "--groups", "2", "--cloze-epochs", "20", "--cloze-groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0",
+         "--swapped-weight", "1"],
         capture_output=True, text=True, check=True)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0.0 <= summary["nomiracl_all_auc_answerable"] <= 1.0  # NoMIRACL groups are scored, never trained on
-    assert summary["steps"] == 20 + 150  # one batch an epoch: the cloze phase, then KorQuAD
+    # the cloze phase (one batch an epoch), then KorQuAD: 2 answerable + 2 subject-swapped groups, two batches an
+    # epoch (article-removed groups have weight 0 by default and stay out)
+    assert summary["steps"] == 20 + 2 * 100
 
     model = SpanModel.load(tmp_path / "model")
     assert model.first_tuned == 10
-    for q, sent, ans, other in CASES:
+    for q, sent, ans, other, swapped in CASES:
         reading = model.forward(model.question_tokens(q), [sent, other], ["문서", "문서"])
         good, bad = (c[0] for c in model.spans(reading))
         assert sent[good.start:good.end] == ans
         assert good.answerable > bad.answerable
+        (about_another,) = model.spans(model.forward(model.question_tokens(swapped), [sent], ["문서"]))
+        assert about_another[0].answerable < good.answerable  # the sentence does not answer for 나래시 / 누리 리그
