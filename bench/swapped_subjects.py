@@ -55,7 +55,6 @@ def main() -> None:
         if not mentions:
             continue
         span = max(mentions, key=lambda m: m[1] - m[0])
-        swapped = None
         new = neighbours.replacement(text[span[0]:span[1]], tn.squash(text + " " + gold["text"]), rng)
         if new:
             swapped = tn.swap_mention(text, span, new)

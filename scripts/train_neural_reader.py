@@ -224,6 +224,8 @@ class EntityNeighbours:
 
 
 def swap_names(train_q, qmorphs, data: Path, limit: int = 20000) -> list[str]:
+    """The names a swap draws from: the training questions' own proper nouns (the kinds of
+    entity KorQuAD asks about) and the first `limit` kowiki titles (held-out titles skipped)."""
     names = set()
     for q in train_q:
         text = normalize(q["question"])
