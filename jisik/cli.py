@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -29,6 +30,15 @@ def min_confidence_option(f):
 
 def emit(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+@contextmanager
+def reporting_input_errors():
+    """Bad input (a malformed file, an unknown id) ends the command with its message, not a traceback."""
+    try:
+        yield
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def open_app(db, create=False, **kwargs):
@@ -98,7 +108,7 @@ def search(query, k, batch, as_of, mode, db, as_json):
         raise click.UsageError("give a QUERY or --batch FILE (not both)")
     app = open_app(db)
     app.retriever.warm_up()
-    try:
+    with reporting_input_errors():
         if batch:
             def one(item):
                 hits, ms = timed_search(app.retriever, item["question"], k=k, mode=mode,
@@ -107,8 +117,6 @@ def search(query, k, batch, as_of, mode, db, as_json):
             _run_batch(batch, one)
             return
         hits, ms = timed_search(app.retriever, query, k=k, mode=mode, as_of=as_of)
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
     if as_json:
         emit({"query": query, "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
         return
@@ -136,7 +144,7 @@ def ask(question, batch, as_of, no_memory, min_confidence, db, as_json):
     if (question is None) == (batch is None):
         raise click.UsageError("give a QUESTION or --batch FILE (not both)")
     app = open_app(db)
-    try:
+    with reporting_input_errors():
         if batch:
             def one(item):
                 out = app.ask(item["question"], as_of=item.get("as_of") or as_of,
@@ -150,8 +158,6 @@ def ask(question, batch, as_of, no_memory, min_confidence, db, as_json):
             _run_batch(batch, one)
             return
         out = app.ask(question, as_of=as_of, use_memory=not no_memory, min_confidence=min_confidence)
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
     if as_json:
         emit(out)
     else:
@@ -307,11 +313,9 @@ def eval_qa(passages, questions, split, limit, encoder, min_confidence, db):
     """EM/F1 (KorQuAD 1.0 definitions), evidence-contains-gold and latency of `ask`."""
     from .eval import evaluate_qa
 
-    try:
+    with reporting_input_errors():
         emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
                          min_confidence=min_confidence))
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @eval_group.command(name="abstain")
@@ -326,11 +330,9 @@ def eval_abstain(passages, questions, limit, encoder, min_confidence, db):
     """Hallucination rate (answered when no candidate answers) and error rate (declined when one does)."""
     from .eval import evaluate_abstention
 
-    try:
+    with reporting_input_errors():
         emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
                                  min_confidence=min_confidence))
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":
