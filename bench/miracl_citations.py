@@ -1,0 +1,82 @@
+"""Does `ask` cite the right page for real users' questions? MIRACL-ko on kowiki-20k.
+
+    python bench/miracl_citations.py [--db STORE] [--limit N]
+
+MIRACL-ko's questions were typed by people who had not seen the answer, and each comes with
+the Wikipedia pages judged relevant to it. There are no answer strings, so this cannot say
+whether an answer is right; it says whether the page the answer cites is one judged
+relevant, which catches the failure real users see most: an answer about another subject
+(`일본의 화폐 단위` -> 굴덴, from 오스트리아-헝가리 크로네; docs/reader.md). A page nobody judged
+may still answer, so "cites a relevant page" is a lower bound on "cites a supporting page".
+
+The store is the kowiki-20k one of docs/benchmarks.md §3 (`--db`); only questions with a
+relevant page in it count, split into halves by sha1(id) parity (half A, even, is where
+reader settings may be chosen; half B only confirms). Every question is answered as
+`jisik ask --no-memory` does (hybrid retrieval, 5 passages, the calibrated abstention).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from common import REPO, data_dir, parser
+
+sys.path.insert(0, str(REPO))
+
+from jisik.app import Jisik  # noqa: E402
+
+
+def half(question_id: str) -> str:
+    return "A" if int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % 2 == 0 else "B"
+
+
+def main() -> None:
+    ap = parser(__doc__.split("\n")[0])
+    ap.add_argument("--db", default=None, help="the kowiki-20k store (default WORK/kowiki20k-lex.db)")
+    ap.add_argument("--limit", type=int, default=0)
+    args = ap.parse_args()
+    data = data_dir(args)
+    db = Path(args.db or Path(args.work) / "kowiki20k-lex.db")
+    if not db.exists():
+        sys.exit(f"{db} not found: build it first with "
+                 f"`jisik ingest {Path(args.work) / 'kowiki-1part-plus-korquad.jsonl'} --db {db} --encoder none` "
+                 "(docs/benchmarks.md §3)")
+    app = Jisik.open(db, create=False)
+    app.warm_up()
+    present = set(app.store.doc_ids())
+    questions = []
+    with open(data / "miracl_ko" / "questions.jsonl", encoding="utf-8") as f:
+        for line in f:
+            q = json.loads(line)
+            relevant = {str(p) for p in q["relevant_pages"]} & present
+            if relevant:
+                questions.append({**q, "relevant": relevant, "half": half(q["id"])})
+    if args.limit:
+        questions = questions[:args.limit]
+    counts = {h: {"questions": 0, "answered": 0, "answered_citing_relevant": 0} for h in ("A", "B")}
+    latencies = []
+    for q in questions:
+        out = app.ask(q["question"], use_memory=False)
+        latencies.append(out["latency_ms"])
+        c = counts[q["half"]]
+        c["questions"] += 1
+        if not out["abstained"]:
+            c["answered"] += 1
+            c["answered_citing_relevant"] += out["evidence"]["id"] in q["relevant"]
+    result = {"store": str(db), "questions": len(questions)}
+    for h, c in counts.items():
+        n = c["questions"] or 1
+        result[f"half_{h}"] = {"questions": c["questions"], "answered": round(c["answered"] / n, 4),
+                               "answered_citing_relevant": round(c["answered_citing_relevant"] / n, 4),
+                               "precision": round(c["answered_citing_relevant"] / max(1, c["answered"]), 4)}
+    latencies.sort()
+    result["latency_ms_p50"] = latencies[len(latencies) // 2] if latencies else None
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
