@@ -18,7 +18,6 @@ Prints one JSON object.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -28,10 +27,7 @@ from common import REPO, data_dir, parser
 sys.path.insert(0, str(REPO))
 
 from jisik.app import Jisik  # noqa: E402
-
-
-def half(question_id: str) -> str:
-    return "A" if int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % 2 == 0 else "B"
+from jisik.splits import miracl_half  # noqa: E402
 
 
 def main() -> None:
@@ -54,7 +50,7 @@ def main() -> None:
             q = json.loads(line)
             relevant = {str(p) for p in q["relevant_pages"]} & present
             if relevant:
-                questions.append({**q, "relevant": relevant, "half": half(q["id"])})
+                questions.append({**q, "relevant": relevant, "half": miracl_half(q["id"])})
     if args.limit:
         questions = questions[:args.limit]
     counts = {h: {"questions": 0, "answered": 0, "answered_citing_relevant": 0} for h in ("A", "B")}

@@ -40,3 +40,9 @@ def is_heldout(question_record: Mapping[str, Any]) -> bool:
 def is_heldout_passage(passage_id: str) -> bool:
     """For passage ids of the KorQuAD set ('korquad:<title>#<n>'); others are never held out."""
     return passage_id.startswith("korquad:") and is_heldout_title(article_title(passage_id))
+
+
+def miracl_half(question_id: str) -> str:
+    """Fixed split of MIRACL-ko questions: "A" (sha1 of the id even; where settings may be
+    trained or chosen) or "B" (only evaluated)."""
+    return "A" if int(hashlib.sha1(str(question_id).encode("utf-8")).hexdigest(), 16) % 2 == 0 else "B"

@@ -14,7 +14,6 @@ training; the script reports recall on them and on all questions, with and witho
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -27,14 +26,9 @@ from jisik.eval import read_jsonl, remove_spaces, run_queries, score_rankings
 from jisik.korean import normalize
 from jisik.rerank import LEXICAL_MODEL_PATH, MODEL_PATH, Reranker, candidate_features, fit_listwise
 from jisik.retrieve import MAX_QUERY_CHARS, Retriever
-from jisik.splits import is_heldout
+from jisik.splits import is_heldout, miracl_half
 
 MIRACL_DB = "/tmp/jisik-bench/kowiki20k-lex.db"
-
-
-def miracl_half(q: dict) -> str:
-    """Fixed split of MIRACL questions: A (training) or B (evaluation), by sha1 of the id."""
-    return "A" if int(hashlib.sha1(str(q["id"]).encode("utf-8")).hexdigest(), 16) % 2 == 0 else "B"
 
 
 def with_present_pages(questions: list[dict], present: set[str]) -> list[dict]:
@@ -166,8 +160,8 @@ def main() -> int:
         mapp.retriever.index.refresh()
         present = set(mapp.store.doc_ids())
         mq = read_jsonl(args.miracl)
-        miracl_a = with_present_pages([q for q in mq if miracl_half(q) == "A"], present)
-        miracl_b = with_present_pages([q for q in mq if miracl_half(q) == "B"], present)
+        miracl_a = with_present_pages([q for q in mq if miracl_half(q["id"]) == "A"], present)
+        miracl_b = with_present_pages([q for q in mq if miracl_half(q["id"]) == "B"], present)
         print(f"MIRACL: {len(mq)} questions; with a relevant page in {args.miracl_db}: "
               f"half A {len(miracl_a)}, half B {len(miracl_b)}", file=sys.stderr)
     if args.eval_only:
