@@ -17,7 +17,9 @@ Two stages, trained on KorQuAD dev questions outside the held-out split:
      stacked into a LightGBM lambdarank ranker (`reader_span.lgb.txt`).
 
 A small logistic model per reader, calibrated on NoMIRACL-ko, turns the winning scores into a
-confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다").
+confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다"). A yes/no
+question (`reader_features.is_polar_question`) gets no span, since no span says yes or no:
+it is declined with the sentences that bear on it as citations.
 
 The answer is always an exact substring of the cited passage: `answer ==
 doc_text[evidence.start:evidence.end]`, since `Hit.text == doc_text[hit.start:hit.end]`.
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 MODEL_DIR = Path(__file__).parent / "models"
 NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
+POLAR = "예/아니요로 답할 질문에는 짧은 답을 내지 않습니다. 관련 문장을 확인하세요"
 MAX_HITS = 5
 TOP_SENTENCES = 3
 N_ABSTAIN_FEATURES = 13  # feature reader
@@ -324,7 +327,20 @@ class Reader:
             return _abstain(NO_CONTENT)
         hits = list(hits[:MAX_HITS])
         passages = [self.passage(h.text) for h in hits]
+        if q.polar:
+            return self.answer_polar(q, hits, passages)
         return self.answer_analyzed(q, hits, passages, threshold)
+
+    def answer_polar(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]) -> Answer:
+        """A yes/no question gets no span (none says yes or no, and we have no model that
+        reads a sentence for agreement), but the sentences that bear on it, so the user can
+        judge: declined, with the sentence model's best sentences as citations."""
+        _, slog = self.rank_sentences(q, hits, passages)
+        if not slog:
+            return _abstain(NO_EVIDENCE)
+        answer = _abstain(POLAR)
+        answer.citations = self._sentence_citations(hits, passages, slog, set())
+        return answer
 
     def rank_sentences(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
         """Sentence features and (logit, passage, sentence) triples, best first."""
@@ -470,16 +486,20 @@ class Reader:
             return _abstain(NO_EVIDENCE, conf)
         best = spans[0]
         evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, best.start, best.end)
-        citations = [evidence]
-        seen = {(best.passage, best.sentence)}
-        for lg, pi, si in slog[:TOP_SENTENCES]:
-            if (pi, si) in seen or lg < slog[0][0] - 2.0:
-                continue
-            seen.add((pi, si))
-            s = passages[pi].sentences[si]
-            citations.append(self._citation(hits[pi], passages[pi], si, s.start, s.end))
+        citations = [evidence, *self._sentence_citations(hits, passages, slog, {(best.passage, best.sentence)})]
         text = hits[best.passage].text[best.start:best.end]
         return Answer(text, conf, evidence, citations, False, None)
+
+    def _sentence_citations(self, hits: list[Hit], passages: list[PassageInfo], slog,
+                            skip: set[tuple[int, int]]) -> list[Citation]:
+        """The sentence model's best sentences (within 2 logits of the best) not in `skip`."""
+        out = []
+        for lg, pi, si in slog[:TOP_SENTENCES]:
+            if (pi, si) in skip or lg < slog[0][0] - 2.0:
+                continue
+            s = passages[pi].sentences[si]
+            out.append(self._citation(hits[pi], passages[pi], si, s.start, s.end))
+        return out
 
     @staticmethod
     def _citation(hit: Hit, p: PassageInfo, si: int, start: int, end: int) -> Citation:

@@ -35,6 +35,15 @@ WHEN_FOCUS = {"날", "날짜", "연도", "년도", "해", "시기", "시점", "�
 WHO_FOCUS = {"사람", "인물", "이름", "선수", "작가", "감독", "왕", "대통령", "배우", "가수", "주인공", "저자", "창시자", "설립자", "회장", "장관", "화가", "교수", "학자"}
 WHERE_FOCUS = {"곳", "장소", "지역", "나라", "국가", "도시", "위치", "지방", "섬", "대륙", "나라명", "지명"}
 NUM_FOCUS = {"수", "개수", "인원", "금액", "비율", "규모", "나이", "거리", "높이", "길이", "크기", "무게", "인구", "횟수"}
+# question words as typed, contractions included (`뭔가요`, `뭘까`); `왜` is left to the
+# morphemes, since as a string it also starts words like `왜곡`
+WH_SURFACE = re.compile("누구|누가|언제|어디|무엇|뭐|뭔|뭘|무슨|어느|어떤|어떻|어떠|몇|얼마|얼만|며칠|어째서")
+# what may stand right before a question's final ending: a predicate or a tense marker
+PREDICATE_TAGS = {"VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA", "EP"}
+# final endings that ask (`있나요`, `인가`, `했습니까`); endings that may also state
+# (`-어요`, `-지`) ask only when the question ends in `?`
+ASKING_ENDINGS = {"나", "나요", "니", "냐", "까", "까요", "ᆯ까", "ᆯ까요", "을까", "을까요", "습니까", "ᆸ니까",
+                  "는가", "는가요", "ᆫ가", "ᆫ가요", "은가", "은가요", "는지", "ᆫ지", "냐고"}
 
 START_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XPN", "XR", "MM", "SSO"}
 END_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "SSC"}
@@ -65,6 +74,7 @@ class QuestionInfo:
     right_terms: frozenset[str]    # content terms just after it
     bigrams: frozenset[str]
     verb: str = ""                 # last verb/adjective stem or predicative noun ('태어나', '설립')
+    polar: bool = False            # a yes/no question (`DNA는 이중나선 구조인가요?`): no span answers it
 
 
 def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
@@ -111,11 +121,26 @@ def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
             verb = morphs[i - 1].form
             break
     return QuestionInfo(
-        verb=verb,
+        verb=verb, polar=is_polar_question(text, morphs),
         text=text, morphs=morphs, terms=terms, term_set=frozenset(terms), qtype=qtype, wh=wh,
         focus=focus, wh_particle=wh_particle, left_terms=frozenset(left),
         right_terms=frozenset(right), bigrams=frozenset(char_bigrams(text)),
     )
+
+
+def is_polar_question(text: str, morphs: list[Morpheme]) -> bool:
+    """Does the question ask yes or no? It has no question word and ends in a predicate with
+    an asking ending (`식물은 광합성을 하나요?`, `한국은 분단국가인가?`). A question that names
+    what it asks for (`... 인물은?`) or makes a request (`알려 주세요?`) is not one. A misspelt
+    question word (`언떤`, `얼나입니까`) is not recognised, so such a question passes for one."""
+    if WH_SURFACE.search(text) or any(m.form in WH_FORMS for m in morphs):
+        return False
+    words = [m for m in morphs if not m.tag.startswith("S")]
+    if len(words) < 2 or words[-1].tag != "EF" or words[-2].tag not in PREDICATE_TAGS:
+        return False
+    if any(m.tag == "VX" and m.form == "주" for m in words[-4:]):  # 알려 주세요?, 설명해 줘?
+        return False
+    return words[-1].form in ASKING_ENDINGS or text.rstrip().endswith("?")
 
 
 def char_bigrams(text: str) -> set[str]:

@@ -116,3 +116,14 @@ def test_min_confidence_answers_more_declines_more_and_skips_memory(tmp_path):
     assert lines(run("stats", "--db", db, "--json").output)[0]["memories"] == 0
     r = run("ask", "한라산의 높이는 얼마인가?", "--min-confidence", "1.5", "--db", db)
     assert r.exit_code == 2 and "1.5" in r.output
+
+
+def test_yes_no_question_is_declined_with_related_sentences(tmp_path):
+    db = tmp_path / "cli.db"
+    run("ingest", SAMPLE / "docs.jsonl", "--db", db)
+    out = lines(run("ask", "한글은 세종이 창제했나요?", "--db", db, "--json").output)[0]
+    assert out["abstained"] and out["answer"] is None and out["evidence"] is None
+    assert out["reason"].startswith("예/아니요")
+    assert any("세종" in c["sentence"] and c["id"] == "hangul" for c in out["citations"])
+    text = run("ask", "한글은 세종이 창제했나요?", "--db", db).output
+    assert "예/아니요" in text and "관련 문장: 한글은 조선의 제4대 왕인 세종이" in text

@@ -8,8 +8,8 @@ import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import NO_EVIDENCE, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
-from jisik.reader_features import analyze_question, build_passage
+from jisik.read import NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
+from jisik.reader_features import analyze_question, build_passage, is_polar_question
 
 DOC_SEJONG = (
     "가람시는 한반도 남쪽 해안에 있는 가상의 항구 도시이다. "
@@ -131,6 +131,37 @@ def test_abstains_on_unrelated_question(reader, hits):
 def test_abstains_without_content_words(reader, hits):
     ans = reader.answer("뭐야?", hits)
     assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason
+
+
+@pytest.mark.parametrize("question, polar", [
+    ("가람시 시청은 1987년에 문을 열었나요?", True),
+    ("가람시는 항구 도시인가?", True),
+    ("김하늘은 가람시의 초대 시장이었습니까?", True),
+    ("은빛강은 서해로 흐르니?", True),
+    ("박소라가 가람 대교를 설계했어요?", True),
+    ("박소라가 가람 대교를 설계했어요.", False),   # a statement, not a question
+    ("가람시의 초대 시장은 누구인가요?", False),
+    ("은빛강의 길이는 얼마인가요?", False),
+    ("가람 대교를 설계한 건축가는?", False),       # names what it asks for: a span answers it
+    ("가람시의 초대 시장이 뭔가요?", False),        # contracted question word
+    ("가람시 시청이 문을 연 날짜를 알려 주세요?", False),  # a request
+])
+def test_yes_no_questions_are_recognised(question, polar):
+    analyzer = get_analyzer()
+    assert is_polar_question(question, analyzer.morphemes(question)) is polar
+    assert analyze_question(question, analyzer.morphemes(question)).polar is polar
+
+
+def test_yes_no_question_is_declined_with_the_sentences_that_bear_on_it(reader, hits):
+    ans = reader.answer("가람시 시청은 1987년에 문을 열었나요?", hits)
+    assert ans.abstained and ans.answer is None and ans.evidence is None
+    assert ans.reason == POLAR
+    assert ans.citations, "a yes/no question is declined with citations, not empty-handed"
+    first = ans.citations[0]
+    assert first.sentence == "가람시 시청은 1987년 3월 14일 문을 열었다."
+    assert DOC_SEJONG[first.start:first.end] == first.sentence
+    assert DOC_SEJONG[first.sentence_start:first.sentence_end] == first.sentence
+    assert ans.to_json()["citations"][0]["sentence"] == first.sentence
 
 
 def test_abstains_on_empty_hits(reader):
