@@ -95,6 +95,28 @@ def _mean(values) -> float:
     return round(float(np.mean(values)), 4) if len(values) else float("nan")
 
 
+CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+def reliability(confidences: Sequence[float], correct: Sequence[float],
+                edges: Sequence[float] = CONFIDENCE_BINS) -> dict:
+    """How often an answer given at a confidence is right, by confidence bin, and the
+    expected calibration error (the answers' share-weighted gap between the two): what a
+    user needs to know to read `confidence` as a chance, or to pick a --min-confidence."""
+    c = np.asarray(confidences, dtype=np.float64)
+    y = np.asarray(correct, dtype=np.float64)
+    bins, gap = [], 0.0
+    for lo, hi in zip(edges, edges[1:]):
+        inside = (c >= lo) & ((c < hi) if hi < edges[-1] else (c <= hi))
+        if not inside.any():
+            continue
+        share = float(inside.mean())
+        bins.append({"from": lo, "to": hi, "answers": int(inside.sum()),
+                     "confidence": round(float(c[inside].mean()), 4), "exact_match": round(float(y[inside].mean()), 4)})
+        gap += share * abs(float(c[inside].mean()) - float(y[inside].mean()))
+    return {"bins": bins, "expected_calibration_error": round(gap, 4) if len(c) else None}
+
+
 def run_queries(search: Callable[[str], list[Hit]], questions: list[dict],
                 transform: Callable[[str], str] = lambda q: q) -> tuple[list[list[Hit]], list[float]]:
     rankings, latencies = [], []
@@ -182,10 +204,11 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     if not questions:
         raise InputError(f"{questions_path}: no questions in split {split!r} (--split all uses every line)")
     app, report, tmp = _ingested_app(passages, db, encoder, progress)
-    ems, f1s, in_evidence, abstained, latencies = [], [], [], [], []
+    ems, f1s, in_evidence, abstained, latencies, confidences = [], [], [], [], [], []
     for q in questions:
         out = app.ask(q["question"], use_memory=False, min_confidence=min_confidence)
         latencies.append(out["latency_ms"])
+        confidences.append(out["confidence"])
         abstained.append(out["abstained"])
         ems.append(exact_match(out["answer"], q["answers"]))
         f1s.append(f1(out["answer"], q["answers"]))
@@ -195,6 +218,7 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
     if tmp is not None:
         tmp.cleanup()
     answered_in_evidence = [e for e, a in zip(in_evidence, abstained) if not a]
+    answered = [k for k, a in enumerate(abstained) if not a]
     return {
         "questions": len(questions), "split": split, "min_confidence": min_confidence,
         "exact_match": round(100 * float(np.mean(ems)), 2), "f1": round(100 * float(np.mean(f1s)), 2),
@@ -202,6 +226,8 @@ def evaluate_qa(passages: Sequence[str], questions_path: str, *, db: str | None 
         # the same share among the questions answered (None when every question was declined)
         "evidence_contains_gold_of_answered": _mean(answered_in_evidence) if answered_in_evidence else None,
         "abstained": _mean(abstained),
+        # over the answered questions: is an answer at confidence 0.9 exactly right 9 times in 10?
+        "confidence_reliability": reliability([confidences[k] for k in answered], [ems[k] for k in answered]),
         "latency_ms_p50": round(percentile(latencies, 50), 1), "latency_ms_p95": round(percentile(latencies, 95), 1),
         "ingest": {k: v for k, v in report.to_json().items() if k != "problems"},
     }

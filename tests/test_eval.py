@@ -39,6 +39,9 @@ def test_eval_qa_scores_with_korquad_definitions(tmp_path):
     assert out["evidence_contains_gold"] == 0.5
     assert out["evidence_contains_gold_of_answered"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["ingest"]["added"] == 10
+    bins = out["confidence_reliability"]["bins"]
+    assert sum(b["answers"] for b in bins) == 3  # the answered questions only
+    assert sum(b["answers"] * b["exact_match"] for b in bins) == pytest.approx(2, abs=1e-3)  # 2 of them exactly right
 
 
 def test_eval_qa_when_everything_is_declined(tmp_path):
@@ -48,6 +51,17 @@ def test_eval_qa_when_everything_is_declined(tmp_path):
     assert out["exact_match"] == 0.0 and out["abstained"] == 1.0
     assert out["evidence_contains_gold"] == 0.0
     assert out["evidence_contains_gold_of_answered"] is None
+    assert out["confidence_reliability"] == {"bins": [], "expected_calibration_error": None}
+
+
+def test_reliability_bins_and_calibration_error():
+    from jisik.eval import reliability
+
+    out = reliability([0.55, 0.65, 0.92, 0.98, 1.0], [1, 0, 1, 1, 0])
+    assert [(b["from"], b["answers"], b["exact_match"]) for b in out["bins"]] == [
+        (0.5, 2, 0.5), (0.9, 1, 1.0), (0.95, 2, 0.5)]  # 1.0 falls in the top bin
+    gap = 2 / 5 * abs(0.6 - 0.5) + 1 / 5 * abs(0.92 - 1.0) + 2 / 5 * abs(0.99 - 0.5)
+    assert out["expected_calibration_error"] == pytest.approx(gap, abs=1e-4)
 
 
 @pytest.mark.parametrize("bad, message", [
