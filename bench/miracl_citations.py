@@ -8,7 +8,7 @@ whether an answer is right; it says whether the page the answer cites is one jud
 relevant, which catches the failure real users see most: an answer about another subject
 (`일본의 화폐 단위` -> 굴덴, from 오스트리아-헝가리 크로네; docs/reader.md). A page nobody judged
 may still answer, so "cites a relevant page" is a lower bound on "cites a supporting page".
-A yes/no question (14 % of these) is declined with related sentences (`jisik.read.POLAR`);
+A yes/no question (15–16 % of these) is declined with related sentences (`jisik.read.POLAR`);
 the bench counts those apart, with how often the first related sentence is on a relevant page.
 
 The store is the kowiki-20k one of docs/benchmarks.md §3 (`--db`); only questions with a

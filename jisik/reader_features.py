@@ -136,6 +136,8 @@ def is_polar_question(text: str, morphs: list[Morpheme]) -> bool:
     if WH_SURFACE.search(text) or any(m.form in WH_FORMS for m in morphs):
         return False
     words = [m for m in morphs if not m.tag.startswith("S")]
+    if words and words[-1].form == "요" and words[-1].tag == "JX":  # Kiwi: 인가요 -> 이/VCP ᆫ가/EF 요/JX
+        words.pop()
     if len(words) < 2 or words[-1].tag != "EF" or words[-2].tag not in PREDICATE_TAGS:
         return False
     if any(m.tag == "VX" and m.form == "주" for m in words[-4:]):  # 알려 주세요?, 설명해 줘?

@@ -136,6 +136,7 @@ def test_abstains_without_content_words(reader, hits):
 @pytest.mark.parametrize("question, polar", [
     ("가람시 시청은 1987년에 문을 열었나요?", True),
     ("가람시는 항구 도시인가?", True),
+    ("가람시는 한반도 남쪽 해안에 있는 항구 도시인가요?", True),  # Kiwi: 이/VCP ᆫ가/EF 요/JX
     ("김하늘은 가람시의 초대 시장이었습니까?", True),
     ("은빛강은 서해로 흐르니?", True),
     ("박소라가 가람 대교를 설계했어요?", True),
