@@ -127,3 +127,4 @@ def test_yes_no_question_is_declined_with_related_sentences(tmp_path):
     assert any("세종" in c["sentence"] and c["id"] == "hangul" for c in out["citations"])
     text = run("ask", "한글은 세종이 창제했나요?", "--db", db).output
     assert "예/아니요" in text and "관련 문장: 한글은 조선의 제4대 왕인 세종이" in text
+    assert "신뢰도" not in text  # no span was scored, so there is no confidence to show
