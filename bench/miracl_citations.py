@@ -8,8 +8,10 @@ whether an answer is right; it says whether the page the answer cites is one jud
 relevant, which catches the failure real users see most: an answer about another subject
 (`일본의 화폐 단위` -> 굴덴, from 오스트리아-헝가리 크로네; docs/reader.md). A page nobody judged
 may still answer, so "cites a relevant page" is a lower bound on "cites a supporting page".
-A yes/no question (15–16 % of these) is declined with related sentences (`jisik.read.POLAR`);
-the bench counts those apart, with how often the first related sentence is on a relevant page.
+A yes/no question (15–16 % of these) is declined with related sentences (`jisik.read.POLAR`),
+a definition question (`X란 무엇인가?`, 3 %) with the opening sentence of X's article
+(`jisik.read.DEFINITION`); the bench counts those apart, with how often the first cited
+sentence is on a relevant page.
 
 The store is the kowiki-20k one of docs/benchmarks.md §3 (`--db`); only questions with a
 relevant page in it count, split into halves by sha1(id) parity (half A, even, is where
@@ -29,7 +31,10 @@ from common import REPO, data_dir, parser
 sys.path.insert(0, str(REPO))
 
 from jisik.app import Jisik  # noqa: E402
-from jisik.read import POLAR  # noqa: E402
+from jisik.read import DEFINITION, POLAR  # noqa: E402
+
+# declines that still cite sentences, by their reason
+CITING_DECLINES = {POLAR: "yes_no", DEFINITION: "definition"}
 from jisik.splits import miracl_half  # noqa: E402
 
 
@@ -56,8 +61,9 @@ def main() -> None:
                 questions.append({**q, "relevant": relevant, "half": miracl_half(q["id"])})
     if args.limit:
         questions = questions[:args.limit]
-    counts = {h: {"questions": 0, "answered": 0, "answered_citing_relevant": 0, "yes_no": 0,
-                  "yes_no_citing_relevant": 0} for h in ("A", "B")}
+    counts = {h: {"questions": 0, "answered": 0, "answered_citing_relevant": 0,
+                  **{f"{kind}{part}": 0 for kind in CITING_DECLINES.values() for part in ("", "_citing_relevant")}}
+              for h in ("A", "B")}
     latencies = []
     for q in questions:
         out = app.ask(q["question"], use_memory=False)
@@ -67,17 +73,20 @@ def main() -> None:
         if not out["abstained"]:
             c["answered"] += 1
             c["answered_citing_relevant"] += out["evidence"]["id"] in q["relevant"]
-        elif out.get("reason") == POLAR:
-            c["yes_no"] += 1
-            c["yes_no_citing_relevant"] += bool(out["citations"]) and out["citations"][0]["id"] in q["relevant"]
+        elif out.get("reason") in CITING_DECLINES:
+            kind = CITING_DECLINES[out["reason"]]
+            c[kind] += 1
+            c[f"{kind}_citing_relevant"] += bool(out["citations"]) and out["citations"][0]["id"] in q["relevant"]
     result = {"store": str(db), "questions": len(questions)}
     for h, c in counts.items():
         n = c["questions"] or 1
         result[f"half_{h}"] = {"questions": c["questions"], "answered": round(c["answered"] / n, 4),
                                "answered_citing_relevant": round(c["answered_citing_relevant"] / n, 4),
-                               "precision": round(c["answered_citing_relevant"] / max(1, c["answered"]), 4),
-                               "yes_no_declined": round(c["yes_no"] / n, 4),
-                               "yes_no_first_citation_relevant": round(c["yes_no_citing_relevant"] / max(1, c["yes_no"]), 4)}
+                               "precision": round(c["answered_citing_relevant"] / max(1, c["answered"]), 4)}
+        for kind in CITING_DECLINES.values():
+            result[f"half_{h}"][f"{kind}_declined"] = round(c[kind] / n, 4)
+            result[f"half_{h}"][f"{kind}_first_citation_relevant"] = round(
+                c[f"{kind}_citing_relevant"] / max(1, c[kind]), 4)
     latencies.sort()
     result["latency_ms_p50"] = latencies[len(latencies) // 2] if latencies else None
     print(json.dumps(result, ensure_ascii=False, indent=1))

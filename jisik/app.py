@@ -28,6 +28,11 @@ READ_WINDOW_CHARS = 1500  # at most this much of one passage is read
 # A newer source wins when the reader is at least this confident in it, relative to the
 # best answer from an older source.
 RECENCY_CONFIDENCE = 0.8
+DEFINITION_ARTICLES = 3  # articles titled like a definition question's term, cited at most
+
+
+def _title_key(title: str) -> str:
+    return "".join(title.split()).casefold()
 
 
 def read_window(hit: Hit, terms: list[str], width: int = READ_WINDOW_CHARS) -> Hit:
@@ -139,13 +144,15 @@ class Jisik:
                 out = dict(remembered.answer, from_memory=True)
                 out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
                 return out
-        hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
-                                     collapse=False)
-        if any(len(h.text) > READ_WINDOW_CHARS for h in hits):
-            terms = self.retriever.query_terms(question)
-            hits = [read_window(h, terms) for h in hits]
-        answer = self._prefer_recent(question, hits, self.reader.answer(question, hits, min_confidence),
-                                     min_confidence)
+        answer = self._define(question, as_of, candidate_ids)
+        if answer is None:
+            hits = self.retriever.search(question, READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
+                                         collapse=False)
+            if any(len(h.text) > READ_WINDOW_CHARS for h in hits):
+                terms = self.retriever.query_terms(question)
+                hits = [read_window(h, terms) for h in hits]
+            answer = self._prefer_recent(question, hits, self.reader.answer(question, hits, min_confidence),
+                                         min_confidence)
         out = answer.to_json()
         if memorable and not answer.abstained and answer.evidence is not None:
             sources = sorted({(c.id, c.version) for c in answer.citations})
@@ -153,6 +160,20 @@ class Jisik:
         out["from_memory"] = False
         out["latency_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return out
+
+    def _define(self, question: str, as_of: str | None, candidate_ids: list[str] | None):
+        """For `X란 무엇인가?`: the opening sentence of the articles titled X (exact title
+        first, then `X (…)` senses), or None when the question is not one or no such article
+        is among those that may be read."""
+        term = self.reader.question(question).defines
+        if not term:
+            return None
+        wanted = _title_key(term)
+        hits = self.retriever.search(term, 4 * READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
+                                     collapse=False)
+        leads = [h for h in hits if h.start == 0 and _title_key(h.title.split(" (")[0]) == wanted]
+        leads.sort(key=lambda h: _title_key(h.title) != wanted)  # stable: by rank within each group
+        return self.reader.answer_definition(term, leads[:DEFINITION_ARTICLES]) if leads else None
 
     def _prefer_recent(self, question: str, hits: list[Hit], answer, min_confidence: float | None = None):
         """When a newer source among the read passages also answers, about as confidently,

@@ -53,6 +53,7 @@ MODEL_DIR = Path(__file__).parent / "models"
 NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
 POLAR = "예/아니요로 답할 질문에는 짧은 답을 내지 않습니다. 관련 문장을 확인하세요"
+DEFINITION = "무엇(누구)인지 묻는 질문에는 짧은 답 대신 그것을 설명하는 문서의 첫 문장을 인용합니다"
 MAX_HITS = 5
 TOP_SENTENCES = 3
 N_ABSTAIN_FEATURES = 13  # feature reader
@@ -342,6 +343,28 @@ class Reader:
         answer.citations = self._sentence_citations(hits, passages, slog, set())
         return answer
 
+    def answer_definition(self, term: str, leads: list[Hit]) -> Answer | None:
+        """`X란 무엇인가?` is answered by the sentence that opens X's article (`X는 … 이다`),
+        which no short span renders and the span model, trained on factoid questions, does
+        not pick: declined, with that sentence of each article titled X as citations. None
+        when no lead passage opens with a sentence naming X."""
+        citations = []
+        for hit in leads:
+            p = self.passage(hit.text)
+            if p.sentences and _squeeze(term) in _squeeze(p.text[p.sentences[0].start:p.sentences[0].end]):
+                s = p.sentences[0]
+                citations.append(self._citation(hit, p, 0, s.start, s.end))
+        if not citations:
+            return None
+        # a sentence that starts with the term as its subject defines it (`테세우스는 …`,
+        # `테세우스(Theseus)는 …`); one about something of it (`테세우스의 전기는 …`) comes after
+        key = _squeeze(term)
+        citations.sort(key=lambda c: not (_squeeze(c.sentence).startswith(key)
+                                          and not _squeeze(c.sentence).startswith(key + "의")))
+        answer = _abstain(DEFINITION)
+        answer.citations = citations
+        return answer
+
     def rank_sentences(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo]):
         """Sentence features and (logit, passage, sentence) triples, best first."""
         top = max((h.score for h in hits), default=0.0)
@@ -510,6 +533,11 @@ class Reader:
             sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
             version=hit.version, url=hit.url,
         )
+
+
+def _squeeze(text: str) -> str:
+    """For comparing names as people space them (`모빌슈트`, `모빌 슈트`)."""
+    return "".join(text.split()).casefold()
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:

@@ -45,6 +45,9 @@ PREDICATE_TAGS = {"VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA", "EP"}
 ASKING_ENDINGS = {"나", "나요", "니", "냐", "까", "까요", "ᆯ까", "ᆯ까요", "을까", "을까요", "습니까", "ᆸ니까",
                   "는가", "는가요", "ᆫ가", "ᆫ가요", "은가", "은가요", "는지", "ᆫ지", "냐고"}
 
+# `X의 뜻은 무엇인가?` asks for a definition of X as much as `X란 무엇인가?`
+DEFINITION_HEADS = ("의 뜻", "의 의미", "의 정의", "의 개념")
+
 START_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XPN", "XR", "MM", "SSO"}
 END_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "SSC"}
 NOMINAL = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH", "XSN", "XR", "XPN"}
@@ -75,6 +78,7 @@ class QuestionInfo:
     bigrams: frozenset[str]
     verb: str = ""                 # last verb/adjective stem or predicative noun ('태어나', '설립')
     polar: bool = False            # a yes/no question (`DNA는 이중나선 구조인가요?`): no span answers it
+    defines: str = ""              # what a definition question asks about (`점성술은 무엇인가?` -> '점성술')
 
 
 def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
@@ -121,7 +125,7 @@ def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
             verb = morphs[i - 1].form
             break
     return QuestionInfo(
-        verb=verb, polar=is_polar_question(text, morphs),
+        verb=verb, polar=is_polar_question(text, morphs), defines=definition_subject(text, morphs),
         text=text, morphs=morphs, terms=terms, term_set=frozenset(terms), qtype=qtype, wh=wh,
         focus=focus, wh_particle=wh_particle, left_terms=frozenset(left),
         right_terms=frozenset(right), bigrams=frozenset(char_bigrams(text)),
@@ -143,6 +147,42 @@ def is_polar_question(text: str, morphs: list[Morpheme]) -> bool:
     if any(m.tag == "VX" and m.form == "주" for m in words[-4:]):  # 알려 주세요?, 설명해 줘?
         return False
     return words[-1].form in ASKING_ENDINGS or text.rstrip().endswith("?")
+
+
+def definition_subject(text: str, morphs: list[Morpheme]) -> str:
+    """What a question asks to define, or '': `점성술은 무엇인가?`, `생물 분류학이란 무엇인가?`,
+    `DNA의 의미는 무엇인가?` -> the term; `요제프 하이든은 누구인가?` -> the name. Only when the
+    term is all the question says besides `무엇/누구` and the copula: `매부리바다거북의 주식은
+    무엇인가?` and `대한민국 14대 대통령은 누구인가?` ask for a fact, not a definition, and a
+    `누구` question asks about a name only when its subject is proper nouns."""
+    words = [m for m in morphs if not m.tag.startswith("S") or m.tag in ("SL", "SH", "SN")]
+    wh = next((i for i, m in enumerate(words) if m.form in ("무엇", "뭐", "누구")), -1)
+    closing = all(m.tag == "VCP" or m.tag.startswith("E") or (m.tag == "JX" and m.form == "요")
+                  for m in words[wh + 1:])  # `인가요`, `인가?`, `야?`: nothing but the copula after it
+    if wh < 2 or not closing:
+        return ""
+    topic, subject = words[wh - 1], words[:wh - 1]
+    if topic.tag == "JX" and topic.form in ("은", "는"):
+        defined_by_ran = False
+    elif topic.form in ("란", "이란") or (topic.tag.startswith("E") and topic.form in ("란", "ᆫ")):
+        defined_by_ran = True  # `X란`, `X이란`: Kiwi may read the copula and an ending
+        while subject and (subject[-1].tag.startswith("E") or subject[-1].tag == "VCP"):
+            subject.pop()
+    else:
+        return ""
+    if not subject or any(m.tag == "SN" for m in subject):
+        return ""
+    term = text[subject[0].start:subject[-1].end].strip()
+    nominal = all(m.tag.startswith("N") or m.tag in ("SL", "SH", "XSN", "XPN") for m in subject)
+    proper = all(m.tag == "NNP" for m in subject)
+    if words[wh].form == "누구":
+        return term if proper else ""
+    if nominal and (" " not in term or defined_by_ran or proper):
+        return term
+    for head in DEFINITION_HEADS:  # `DNA의 의미`: the head is a noun, `의` a particle
+        if term.endswith(head) and " " not in term[:-len(head)] and len(term) > len(head):
+            return term[:-len(head)]
+    return ""
 
 
 def char_bigrams(text: str) -> set[str]:

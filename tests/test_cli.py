@@ -128,3 +128,16 @@ def test_yes_no_question_is_declined_with_related_sentences(tmp_path):
     text = run("ask", "한글은 세종이 창제했나요?", "--db", db).output
     assert "예/아니요" in text and "관련 문장: 한글은 조선의 제4대 왕인 세종이" in text
     assert "신뢰도" not in text  # no span was scored, so there is no confidence to show
+
+
+def test_definition_question_cites_the_opening_sentence_of_the_article(tmp_path):
+    db = tmp_path / "cli.db"
+    run("ingest", SAMPLE / "docs.jsonl", "--db", db)
+    out = lines(run("ask", "김치는 무엇인가요?", "--db", db, "--json").output)[0]
+    assert out["abstained"] and out["answer"] is None and out["reason"].startswith("무엇(누구)인지")
+    assert [c["id"] for c in out["citations"]] == ["kimchi"]
+    assert out["citations"][0]["sentence"].startswith("김치는 배추나 무 같은 채소를")
+    # a question about a fact, and a term no article is titled: the reader as before
+    assert lines(run("ask", "한글을 창제한 왕은 누구인가?", "--db", db, "--json").output)[0]["answer"] == "세종"
+    out = lines(run("ask", "화성이란 무엇인가?", "--db", db, "--json").output)[0]
+    assert out["abstained"] and out["reason"] == "근거를 찾지 못했습니다"

@@ -8,8 +8,8 @@ import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
-from jisik.reader_features import analyze_question, build_passage, is_polar_question
+from jisik.read import DEFINITION, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
+from jisik.reader_features import analyze_question, build_passage, definition_subject, is_polar_question
 
 DOC_SEJONG = (
     "가람시는 한반도 남쪽 해안에 있는 가상의 항구 도시이다. "
@@ -163,6 +163,38 @@ def test_yes_no_question_is_declined_with_the_sentences_that_bear_on_it(reader, 
     assert DOC_SEJONG[first.start:first.end] == first.sentence
     assert DOC_SEJONG[first.sentence_start:first.sentence_end] == first.sentence
     assert ans.to_json()["citations"][0]["sentence"] == first.sentence
+
+
+@pytest.mark.parametrize("question, term", [
+    ("가람시란 무엇인가?", "가람시"),
+    ("은빛강은 무엇인가요?", "은빛강"),
+    ("가람 대교란 무엇인가?", "가람 대교"),          # more than one word, asked with 란
+    ("가람시의 뜻은 무엇인가?", "가람시"),
+    ("김하늘은 누구인가?", "김하늘"),                # a name: 누구 asks who the person is
+    ("가람시의 초대 시장은 누구인가?", ""),          # asks for a fact about 가람시
+    ("가람시 초대 시장은 누구인가?", ""),            # the same without 의: not only proper nouns
+    ("가람시에 있는 초등학교는 무엇인가?", ""),
+    ("제 200대 교황은 누구인가요?", ""),
+    ("가람시는 어디인가?", ""),
+])
+def test_definition_questions_are_recognised(question, term):
+    morphs = get_analyzer().morphemes(question)
+    assert definition_subject(question, morphs) == term
+    assert analyze_question(question, morphs).defines == term
+
+
+def test_definition_is_the_opening_sentence_of_the_article(reader, hits):
+    ans = reader.answer_definition("가람시", hits[:1])
+    assert ans is not None and ans.abstained and ans.answer is None and ans.reason == DEFINITION
+    (c,) = ans.citations
+    assert c.sentence == "가람시는 한반도 남쪽 해안에 있는 가상의 항구 도시이다."
+    assert DOC_SEJONG[c.sentence_start:c.sentence_end] == c.sentence
+    # an article that does not open by naming the term defines something else
+    assert reader.answer_definition("가람시", hits[1:]) is None
+    # of two articles that open with it, the one whose first sentence starts with it leads
+    mention = _hits(("가람시사", "가람시의 역사는 천 년이 넘는다. 처음에는 작은 어촌이었다."))[0]
+    ans = reader.answer_definition("가람시", [mention, hits[0]])
+    assert [c.id for c in ans.citations] == ["가람시", "가람시사"]
 
 
 def test_abstains_on_empty_hits(reader):
