@@ -17,7 +17,7 @@ import numpy as np
 from .documents import Document, Hit
 from .embed import get_encoder
 from .ingest import Ingester, IngestReport, read_paths
-from .korean import get_analyzer, normalize
+from .korean import get_analyzer, normalize, squeeze
 from .memory import QuestionMemory
 from .retrieve import MAX_QUERY_CHARS, Retriever
 from .store import Store, VersionInfo, open_store
@@ -29,10 +29,6 @@ READ_WINDOW_CHARS = 1500  # at most this much of one passage is read
 # best answer from an older source.
 RECENCY_CONFIDENCE = 0.8
 DEFINITION_ARTICLES = 3  # articles titled like a definition question's term, cited at most
-
-
-def _title_key(title: str) -> str:
-    return "".join(title.split()).casefold()
 
 
 def read_window(hit: Hit, terms: list[str], width: int = READ_WINDOW_CHARS) -> Hit:
@@ -168,11 +164,11 @@ class Jisik:
         term = self.reader.question(question).defines
         if not term:
             return None
-        wanted = _title_key(term)
+        wanted = squeeze(term)
         hits = self.retriever.search(term, 4 * READ_PASSAGES, as_of=as_of, candidate_ids=candidate_ids,
                                      collapse=False)
-        leads = [h for h in hits if h.start == 0 and _title_key(h.title.split(" (")[0]) == wanted]
-        leads.sort(key=lambda h: _title_key(h.title) != wanted)  # stable: by rank within each group
+        leads = [h for h in hits if h.start == 0 and squeeze(h.title.split(" (")[0]) == wanted]
+        leads.sort(key=lambda h: squeeze(h.title) != wanted)  # stable: by rank within each group
         return self.reader.answer_definition(term, leads[:DEFINITION_ARTICLES]) if leads else None
 
     def _prefer_recent(self, question: str, hits: list[Hit], answer, min_confidence: float | None = None):

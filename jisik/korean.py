@@ -61,6 +61,12 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
+def squeeze(text: str) -> str:
+    """Without spaces and case: names compare as people space and case them (`모빌슈트`,
+    `모빌 슈트`; `DNA`, `dna`)."""
+    return "".join(text.split()).casefold()
+
+
 class Analyzer(Protocol):
     name: str
 

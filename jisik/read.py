@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .documents import Hit
-from .korean import Analyzer, get_analyzer, normalize
+from .korean import Analyzer, get_analyzer, normalize, squeeze
 from .reader_features import (
     MAX_QUESTION_CHARS, Idf, PassageInfo, QuestionInfo, analyze_question, build_passage,
     candidate_spans, sentence_features, span_features, span_tree_matrix,
@@ -348,19 +348,19 @@ class Reader:
         which no short span renders and the span model, trained on factoid questions, does
         not pick: declined, with that sentence of each article titled X as citations. None
         when no lead passage opens with a sentence naming X."""
+        key = squeeze(term)
         citations = []
         for hit in leads:
             p = self.passage(hit.text)
-            if p.sentences and _squeeze(term) in _squeeze(p.text[p.sentences[0].start:p.sentences[0].end]):
+            if p.sentences and key in squeeze(p.text[p.sentences[0].start:p.sentences[0].end]):
                 s = p.sentences[0]
                 citations.append(self._citation(hit, p, 0, s.start, s.end))
         if not citations:
             return None
         # a sentence that starts with the term as its subject defines it (`테세우스는 …`,
         # `테세우스(Theseus)는 …`); one about something of it (`테세우스의 전기는 …`) comes after
-        key = _squeeze(term)
-        citations.sort(key=lambda c: not (_squeeze(c.sentence).startswith(key)
-                                          and not _squeeze(c.sentence).startswith(key + "의")))
+        citations.sort(key=lambda c: not (squeeze(c.sentence).startswith(key)
+                                          and not squeeze(c.sentence).startswith(key + "의")))
         answer = _abstain(DEFINITION)
         answer.citations = citations
         return answer
@@ -533,11 +533,6 @@ class Reader:
             sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
             version=hit.version, url=hit.url,
         )
-
-
-def _squeeze(text: str) -> str:
-    """For comparing names as people space them (`모빌슈트`, `모빌 슈트`)."""
-    return "".join(text.split()).casefold()
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
