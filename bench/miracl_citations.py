@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from jisik.app import Jisik  # noqa: E402
 from jisik.read import DEFINITION, POLAR  # noqa: E402
+from jisik.splits import miracl_half  # noqa: E402
 
 # declines that still cite sentences, by their reason
 CITING_DECLINES = {POLAR: "yes_no", DEFINITION: "definition"}
-from jisik.splits import miracl_half  # noqa: E402
 
 
 def main() -> None:

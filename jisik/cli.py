@@ -168,7 +168,7 @@ def _print_answer(out: dict) -> None:
     if out["abstained"]:
         score = f" (신뢰도 {out['confidence']:.2f})" if out["confidence"] > 0 else ""  # none read: no score
         click.echo(f"  답: {out.get('reason') or '근거를 찾지 못했습니다'}{score}")
-        for c in out["citations"]:  # a yes/no question: the sentences that bear on it
+        for c in out["citations"]:  # yes/no or definition question: the sentences that bear on it
             click.echo(f"  관련 문장: {c['sentence']} [{c['title'] or c['id']}]")
         return
     ev = out["evidence"]

@@ -19,7 +19,8 @@ Two stages, trained on KorQuAD dev questions outside the held-out split:
 A small logistic model per reader, calibrated on NoMIRACL-ko, turns the winning scores into a
 confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다"). A yes/no
 question (`reader_features.is_polar_question`) gets no span, since no span says yes or no:
-it is declined with the sentences that bear on it as citations.
+it is declined with the sentences that bear on it as citations; a definition question
+(`X란 무엇인가?`) with the opening sentence of X's article (`answer_definition`).
 
 The answer is always an exact substring of the cited passage: `answer ==
 doc_text[evidence.start:evidence.end]`, since `Hit.text == doc_text[hit.start:hit.end]`.
@@ -242,6 +243,7 @@ class Reader:
         self.threshold = float(abstain["threshold"])
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
+        self._last_question: tuple[str, QuestionInfo] | None = None
         # how the neural reader picks among the sentences it read (reader.json "neural_choice")
         self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
                                               "sentences": 4, "length_penalty": 0.0}
@@ -300,8 +302,14 @@ class Reader:
     # -- analysis ---------------------------------------------------------
 
     def question(self, question: str) -> QuestionInfo:
+        """The analysed question; the last one is kept, since `Jisik.ask` looks at it (is it a
+        definition question?) before the reader answers it."""
+        if self._last_question is not None and self._last_question[0] == question:
+            return self._last_question[1]
         text = normalize(question or "")[:MAX_QUESTION_CHARS].strip()
-        return analyze_question(text, self.analyzer.morphemes(text) if text else [])
+        info = analyze_question(text, self.analyzer.morphemes(text) if text else [])
+        self._last_question = (question, info)
+        return info
 
     def passage(self, text: str) -> PassageInfo:
         cached = self._cache.get(text)
@@ -359,8 +367,11 @@ class Reader:
             return None
         # a sentence that starts with the term as its subject defines it (`테세우스는 …`,
         # `테세우스(Theseus)는 …`); one about something of it (`테세우스의 전기는 …`) comes after
-        citations.sort(key=lambda c: not (squeeze(c.sentence).startswith(key)
-                                          and not squeeze(c.sentence).startswith(key + "의")))
+        def defines(sentence: str) -> bool:
+            s = squeeze(sentence)
+            return s.startswith(key) and not s.startswith(key + "의")
+
+        citations.sort(key=lambda c: not defines(c.sentence))
         answer = _abstain(DEFINITION)
         answer.citations = citations
         return answer

@@ -157,9 +157,8 @@ def definition_subject(text: str, morphs: list[Morpheme]) -> str:
     `누구` question asks about a name only when its subject is proper nouns."""
     words = [m for m in morphs if not m.tag.startswith("S") or m.tag in ("SL", "SH", "SN")]
     wh = next((i for i, m in enumerate(words) if m.form in ("무엇", "뭐", "누구")), -1)
-    closing = all(m.tag == "VCP" or m.tag.startswith("E") or (m.tag == "JX" and m.form == "요")
-                  for m in words[wh + 1:])  # `인가요`, `인가?`, `야?`: nothing but the copula after it
-    if wh < 2 or not closing:
+    if wh < 2 or not all(m.tag == "VCP" or m.tag.startswith("E") or (m.tag == "JX" and m.form == "요")
+                         for m in words[wh + 1:]):  # `인가요`, `인가?`, `야?`: only the copula after it
         return ""
     topic, subject = words[wh - 1], words[:wh - 1]
     if topic.tag == "JX" and topic.form in ("은", "는"):
