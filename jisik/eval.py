@@ -7,6 +7,7 @@ gold_id and relevant_pages are document ids; answers are strings a good passage 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import sys
@@ -95,7 +96,7 @@ def _mean(values) -> float:
     return round(float(np.mean(values)), 4) if len(values) else float("nan")
 
 
-CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+CONFIDENCE_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def reliability(confidences: Sequence[float], correct: Sequence[float],
@@ -115,6 +116,43 @@ def reliability(confidences: Sequence[float], correct: Sequence[float],
                      "confidence": round(float(c[inside].mean()), 4), "exact_match": round(float(y[inside].mean()), 4)})
         gap += share * abs(float(c[inside].mean()) - float(y[inside].mean()))
     return {"bins": bins, "expected_calibration_error": round(gap, 4) if len(c) else None}
+
+
+# Real users' question sets (under the data folder) whose answers we judged by reading them.
+REAL_USER_SETS = {"miracl": "miracl_ko/questions.jsonl", "mrtydi_dev": "mrtydi_ko/questions.dev.jsonl"}
+
+
+def judged_answer_key(doc_id: str, answer: str) -> str:
+    """Names one answer: a judgement holds while the reader gives the same span from the
+    same document, and lapses when either changes."""
+    return hashlib.sha1(f"{doc_id}\t{answer}".encode("utf-8")).hexdigest()[:16]
+
+
+def real_user_answers(app, data: str | Path, judgements_path: str | Path) -> list[dict]:
+    """Every real users' question answered as `jisik ask --no-memory` does, but at
+    min_confidence 0 (what the threshold declines is judged too), with the judgement of its
+    span answer from `judgements_path` (docs/results/real-users-judged.json) or None.
+
+    Rows: set, id, question, kind ("span", "yes_no", "definition" or "none"), confidence,
+    judged, and for a span answer its answer and evidence.
+    """
+    from .read import DEFINITION, POLAR
+
+    recorded = json.loads(Path(judgements_path).read_text(encoding="utf-8"))["answers"]
+    judged = {(a["set"], a["id"], a["answer_sha1"]): a["judged"] for a in recorded}
+    rows = []
+    for name, path in REAL_USER_SETS.items():
+        for q in read_jsonl(Path(data) / path):
+            out = app.ask(q["question"], use_memory=False, min_confidence=0.0)
+            kind = {POLAR: "yes_no", DEFINITION: "definition"}.get(out.get("reason"), "span")
+            row = {"set": name, "id": q["id"], "question": q["question"], "confidence": out["confidence"],
+                   "kind": kind if kind != "span" or out["answer"] is not None else "none", "judged": None}
+            if row["kind"] == "span":
+                evidence = out["evidence"]
+                row.update(answer=out["answer"], evidence=evidence,
+                           judged=judged.get((name, q["id"], judged_answer_key(evidence["id"], out["answer"]))))
+            rows.append(row)
+    return rows
 
 
 def run_queries(search: Callable[[str], list[Hit]], questions: list[dict],

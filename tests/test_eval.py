@@ -59,8 +59,8 @@ def test_reliability_bins_and_calibration_error():
 
     out = reliability([0.55, 0.65, 0.92, 0.98, 1.0], [1, 0, 1, 1, 0])
     assert [(b["from"], b["answers"], b["exact_match"]) for b in out["bins"]] == [
-        (0.5, 2, 0.5), (0.9, 1, 1.0), (0.95, 2, 0.5)]  # 1.0 falls in the top bin
-    gap = 2 / 5 * abs(0.6 - 0.5) + 1 / 5 * abs(0.92 - 1.0) + 2 / 5 * abs(0.99 - 0.5)
+        (0.5, 1, 1.0), (0.6, 1, 0.0), (0.9, 3, pytest.approx(2 / 3, abs=1e-4))]  # 1.0 falls in the top bin
+    gap = 1 / 5 * abs(0.55 - 1.0) + 1 / 5 * abs(0.65 - 0.0) + 3 / 5 * abs(0.9667 - 2 / 3)
     assert out["expected_calibration_error"] == pytest.approx(gap, abs=1e-4)
 
 
