@@ -183,7 +183,8 @@ class Jisik:
         for published in newer:
             subset = [h for h in hits if h.published_at == published and h.id != answer.evidence.id]
             alt = self.reader.answer(question, subset, min_confidence)
-            if not alt.abstained and alt.confidence >= RECENCY_CONFIDENCE * answer.confidence:
+            uncalibrated = self.reader.uncalibrated
+            if not alt.abstained and uncalibrated(alt.confidence) >= RECENCY_CONFIDENCE * uncalibrated(answer.confidence):
                 if alt.answer != answer.answer:
                     alt.citations = alt.citations + [answer.evidence]
                 return alt

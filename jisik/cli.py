@@ -24,8 +24,9 @@ def json_option(f):
 
 def min_confidence_option(f):
     return click.option("--min-confidence", "min_confidence", type=click.FloatRange(0.0, 1.0), default=None,
-                        help="Answer only at this confidence or above (0..1), instead of the calibrated "
-                             "threshold: lower answers more and guesses more. Skips the question memory.")(f)
+                        help="Answer only at this confidence (the chance of a right answer, 0..1) or above, "
+                             "instead of the calibrated threshold: lower answers more and guesses more. "
+                             "Skips the question memory.")(f)
 
 
 def emit(obj) -> None:

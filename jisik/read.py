@@ -17,7 +17,9 @@ Two stages, trained on KorQuAD dev questions outside the held-out split:
      stacked into a LightGBM lambdarank ranker (`reader_span.lgb.txt`).
 
 A small logistic model per reader, calibrated on NoMIRACL-ko, turns the winning scores into a
-confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다"). A yes/no
+confidence; below its threshold the reader abstains ("근거를 찾지 못했습니다"). A monotone map
+fitted on judged answers to real users' questions (`scripts/calibrate_confidence.py`) makes
+that confidence the chance of a right answer without moving any decision. A yes/no
 question (`reader_features.is_polar_question`) gets no span, since no span says yes or no:
 it is declined with the sentences that bear on it as citations; a definition question
 (`X란 무엇인가?`) with the opening sentence of X's article (`answer_definition`).
@@ -240,7 +242,10 @@ class Reader:
         self.idf = idf
         self.abstain_coef = np.asarray(abstain["coef"], dtype=float)
         self.abstain_bias = float(abstain["bias"])
-        self.threshold = float(abstain["threshold"])
+        # (slope, intercept) on the abstention logit, fitted by scripts/calibrate_confidence.py
+        cal = abstain.get("calibration")
+        self.calibration: tuple[float, float] | None = (float(cal["slope"]), float(cal["intercept"])) if cal else None
+        self.threshold = self.calibrate(float(abstain["threshold"]))
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
         self._last_question: tuple[str, QuestionInfo] | None = None
@@ -501,10 +506,27 @@ class Reader:
         return slog, spans, feats
 
     def confidence(self, feats: np.ndarray | None) -> float:
+        """The chance that the answer is right, as judged on real users' questions when a
+        calibration is installed (docs/reader.md, "Real users' answers: 951 judged")."""
         if feats is None:
             return 0.0
-        z = float(self.abstain_coef @ feats + self.abstain_bias)
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        return self.calibrate(_sigmoid(float(self.abstain_coef @ feats + self.abstain_bias)))
+
+    def calibrate(self, p: float) -> float:
+        """The abstention model's probability mapped through the calibration (a monotone
+        map, so no answer-or-decline decision depends on it)."""
+        if self.calibration is None or p <= 0.0:
+            return p
+        slope, intercept = self.calibration
+        return _sigmoid(slope * _logit(p) + intercept)
+
+    def uncalibrated(self, confidence: float) -> float:
+        """The inverse of `calibrate`: rules that compare two confidences by ratio keep the
+        meaning they were set with."""
+        if self.calibration is None or confidence <= 0.0:
+            return confidence
+        slope, intercept = self.calibration
+        return _sigmoid((_logit(confidence) - intercept) / slope)
 
     def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo],
                         threshold: float | None = None) -> Answer:
@@ -544,6 +566,15 @@ class Reader:
             sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
             version=hit.version, url=hit.url,
         )
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:

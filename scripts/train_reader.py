@@ -466,6 +466,9 @@ def main() -> None:
         meta = json.loads((out / "reader.json").read_text(encoding="utf-8"))
         key = "abstain_neural" if args.kind == "neural" else "abstain"
         n_feats = N_NEURAL_ABSTAIN_FEATURES if args.kind == "neural" else N_ABSTAIN_FEATURES
+        if meta.get(key, {}).get("calibration"):
+            log("the confidence calibration is dropped with the old abstention model: "
+                "run scripts/calibrate_confidence.py after this")
         meta[key] = {"coef": [0.0] * n_feats, "bias": 10.0, "threshold": 0.5}
         (out / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         # ---- abstention model on NoMIRACL calibration half

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 
 import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import DEFINITION, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
+from jisik.read import DEFINITION, MODEL_DIR, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
 from jisik.reader_features import analyze_question, build_passage, definition_subject, is_polar_question
 
 DOC_SEJONG = (
@@ -263,3 +265,31 @@ def test_threshold_trades_declines_for_answers(reader, hits):
     _check_offsets(guessed, {"가람시": DOC_SEJONG, "은빛강": DOC_RIVER})
     strict = reader.answer("가람 대교를 설계한 건축가는 누구인가?", hits, threshold=1.0)
     assert strict.abstained and strict.confidence > 0
+
+
+def test_calibration_changes_the_confidence_not_the_decisions(hits, tmp_path):
+    """A calibration maps every confidence and the threshold through one monotone map: the
+    numbers a user reads change, what is answered and what is declined does not."""
+    import shutil
+
+    def reader_with(calibration: dict | None) -> Reader:
+        d = tmp_path / ("calibrated" if calibration else "raw")
+        shutil.copytree(MODEL_DIR, d)
+        meta = json.loads((d / "reader.json").read_text(encoding="utf-8"))
+        meta["abstain_neural"].pop("calibration", None)
+        if calibration:
+            meta["abstain_neural"]["calibration"] = calibration
+        (d / "reader.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        return Reader.load(d, kind="neural")
+
+    raw = reader_with(None)
+    calibrated = reader_with({"slope": 0.8, "intercept": -2.4})
+    assert raw.calibration is None and calibrated.calibration == (0.8, -2.4)
+    expected = 1 / (1 + math.exp(-(0.8 * math.log(raw.threshold / (1 - raw.threshold)) - 2.4)))
+    assert calibrated.threshold == pytest.approx(expected)
+    for question in ("가람 대교를 설계한 건축가는 누구인가?", "양자역학에서 불확정성 원리를 처음 발표한 물리학자는?"):
+        a, b = raw.answer(question, hits), calibrated.answer(question, hits)
+        assert (a.abstained, a.answer) == (b.abstained, b.answer)
+        assert b.confidence == pytest.approx(calibrated.calibrate(a.confidence))
+        assert b.confidence < a.confidence
+        assert calibrated.uncalibrated(b.confidence) == pytest.approx(a.confidence)
