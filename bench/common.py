@@ -28,6 +28,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def open_kowiki20k(args: argparse.Namespace):
+    """The kowiki-20k store of docs/benchmarks.md §3 (`--db`, default WORK/kowiki20k-lex.db),
+    opened and warmed up, and its path; exits saying how to build it when it is absent."""
+    from jisik.app import Jisik
+
+    db = Path(args.db or Path(args.work) / "kowiki20k-lex.db")
+    if not db.exists():
+        sys.exit(f"{db} not found: build it first with "
+                 f"`jisik ingest {Path(args.work) / 'kowiki-1part-plus-korquad.jsonl'} --db {db} --encoder none` "
+                 "(docs/benchmarks.md §3)")
+    app = Jisik.open(db, create=False)
+    app.warm_up()
+    return app, db
+
+
 def korquad_titles(data: Path) -> set[str]:
     titles = set()
     with open(data / "korquad" / "passages.jsonl", encoding="utf-8") as f:

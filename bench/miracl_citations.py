@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from common import REPO, data_dir, parser
+from common import REPO, data_dir, open_kowiki20k, parser
 
 sys.path.insert(0, str(REPO))
 
-from jisik.app import Jisik  # noqa: E402
 from jisik.read import DEFINITION, POLAR  # noqa: E402
 from jisik.splits import miracl_half  # noqa: E402
 
@@ -44,13 +42,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     data = data_dir(args)
-    db = Path(args.db or Path(args.work) / "kowiki20k-lex.db")
-    if not db.exists():
-        sys.exit(f"{db} not found: build it first with "
-                 f"`jisik ingest {Path(args.work) / 'kowiki-1part-plus-korquad.jsonl'} --db {db} --encoder none` "
-                 "(docs/benchmarks.md §3)")
-    app = Jisik.open(db, create=False)
-    app.warm_up()
+    app, db = open_kowiki20k(args)
     present = set(app.store.doc_ids())
     questions = []
     with open(data / "miracl_ko" / "questions.jsonl", encoding="utf-8") as f:

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from common import REPO, data_dir, parser
+from common import REPO, data_dir, open_kowiki20k, parser
 
 sys.path.insert(0, str(REPO))
 
-from jisik.app import Jisik  # noqa: E402
 from jisik.eval import real_user_answers, reliability  # noqa: E402
 from jisik.splits import miracl_half  # noqa: E402
 
@@ -80,13 +78,7 @@ def main() -> None:
     ap.add_argument("--unjudged", default=None, help="write the span answers without a judgement here (TSV)")
     args = ap.parse_args()
     data = data_dir(args)
-    db = Path(args.db or Path(args.work) / "kowiki20k-lex.db")
-    if not db.exists():
-        sys.exit(f"{db} not found: build it first with "
-                 f"`jisik ingest {Path(args.work) / 'kowiki-1part-plus-korquad.jsonl'} --db {db} --encoder none` "
-                 "(docs/benchmarks.md §3)")
-    app = Jisik.open(db, create=False)
-    app.warm_up()
+    app, db = open_kowiki20k(args)
     rows = real_user_answers(app, data, args.judged)
     if args.unjudged:
         with open(args.unjudged, "w", encoding="utf-8") as w:
