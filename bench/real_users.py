@@ -5,8 +5,8 @@
 MIRACL-ko and Mr. TyDi-ko questions were typed by people who had not seen an answer, and
 neither set has answer strings. So we judged the answers by reading them:
 `docs/results/real-users-judged.json` holds a judgement (right / partly / wrong) for every
-span answer the reader gave to MIRACL-ko's 868 questions and Mr. TyDi-ko's 303 dev
-questions on the kowiki-20k store (docs/benchmarks.md §3), keyed by question id, cited
+span answer the reader gave to MIRACL-ko's 868 questions and Mr. TyDi-ko's 303 dev and 421
+test questions on the kowiki-20k store (docs/benchmarks.md §3), keyed by question id, cited
 document and a hash of the answer. This bench asks every question again as `jisik ask
 --no-memory` does and looks each answer up. An answer that changed (a new reader, a new
 store) is counted as unjudged, and `--unjudged` writes those out to be judged, so a change
@@ -14,7 +14,8 @@ can be measured on real users, not on a proxy.
 
 Answers are read at min_confidence 0 and the shipped threshold is applied here, so one pass
 gives both what users get and what the abstention declines. Reported per set (MIRACL-ko
-halves A and B by `jisik.splits.miracl_half`; Mr. TyDi-ko dev): the share declined as
+halves A and B by `jisik.splits.miracl_half`; Mr. TyDi-ko dev and test; the confidence
+calibration was fitted on half A and dev only): the share declined as
 yes/no or definition questions, the share answered, the precision of the answers (right
 among judged answers), the right answers the threshold declines, how well the confidence
 ranks right above wrong (AUC) and a reliability table (`jisik.eval.reliability`). Prints

@@ -119,7 +119,8 @@ def reliability(confidences: Sequence[float], correct: Sequence[float],
 
 
 # Real users' question sets (under the data folder) whose answers we judged by reading them.
-REAL_USER_SETS = {"miracl": "miracl_ko/questions.jsonl", "mrtydi_dev": "mrtydi_ko/questions.dev.jsonl"}
+REAL_USER_SETS = {"miracl": "miracl_ko/questions.jsonl", "mrtydi_dev": "mrtydi_ko/questions.dev.jsonl",
+                  "mrtydi_test": "mrtydi_ko/questions.test.jsonl"}
 
 
 def judged_answer_key(doc_id: str, answer: str) -> str:

@@ -8,7 +8,8 @@ chance of a right answer. On real users' questions an answer at 0.93 was right a
 times in 10 (docs/reader.md). This fits a Platt map (a logistic fit of "judged right" on the
 abstention logit: a slope and an intercept) on the judged answers of
 docs/results/real-users-judged.json for MIRACL-ko half A and Mr. TyDi-ko dev, reports the
-calibration error on MIRACL-ko half B (never fitted on) before and after, and writes the map
+calibration error on MIRACL-ko half B and Mr. TyDi-ko test (never fitted on) before and after,
+and writes the map
 into jisik/models/reader.json (`abstain_neural.calibration`). The map is monotone and the
 threshold is mapped with it, so no answer-or-decline decision changes. Refitting the
 abstention model (scripts/train_reader.py --abstain-only) drops the map; run this again after.
@@ -68,8 +69,9 @@ def main() -> None:
         sys.exit(f"none of the answers matches a judgement in {args.judged}: the reader or the store changed")
     logit = np.array([math.log(r["confidence"] / (1 - r["confidence"])) for r in judged])
     right = np.array([r["judged"] == "right" for r in judged])
-    test = np.array([r["set"] == "miracl" and miracl_half(r["id"]) == "B" for r in judged])
-    slope, intercept = platt(logit[~test], right[~test])
+    fit = np.array([r["set"] == "mrtydi_dev" or (r["set"] == "miracl" and miracl_half(r["id"]) == "A")
+                    for r in judged])
+    slope, intercept = platt(logit[fit], right[fit])
     reader.calibration = (slope, intercept)
     calibrated = np.array([reader.calibrate(r["confidence"]) for r in judged])
     raw = np.array([r["confidence"] for r in judged])
@@ -77,12 +79,14 @@ def main() -> None:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     report = {
         "slope": round(slope, 4), "intercept": round(intercept, 4),
-        "fitted_on": int((~test).sum()), "held_out": int(test.sum()), "unjudged": len(spans) - len(judged),
+        "fitted_on": int(fit.sum()), "unjudged": len(spans) - len(judged),
         "threshold": {"raw": meta["abstain_neural"]["threshold"],
                       "calibrated": round(reader.calibrate(meta["abstain_neural"]["threshold"]), 4)},
-        "held_out_before": reliability(raw[test], right[test]),
-        "held_out_after": reliability(calibrated[test], right[test]),
     }
+    for name, held_out in (("miracl_B", np.array([r["set"] == "miracl" for r in judged]) & ~fit),
+                           ("mrtydi_test", np.array([r["set"] == "mrtydi_test" for r in judged]))):
+        report[name] = {"answers": int(held_out.sum()), "before": reliability(raw[held_out], right[held_out]),
+                        "after": reliability(calibrated[held_out], right[held_out])}
     print(json.dumps(report, ensure_ascii=False, indent=2))
     if not args.dry_run:
         meta["abstain_neural"]["calibration"] = {
