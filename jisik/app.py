@@ -113,7 +113,14 @@ class Jisik:
 
     @property
     def memory(self) -> QuestionMemory:
+        """Remembered answers, kept only while the reader that gave them is the one installed:
+        a new model (or calibration) may answer differently or score on another scale, so
+        the first ask under a new reader forgets them all."""
         if self._memory is None:
+            fingerprint = self.reader.fingerprint
+            if self.store.setting("memory_reader") != fingerprint:
+                self.store.forget_all_memories()
+                self.store.set_setting("memory_reader", fingerprint)
             self._memory = QuestionMemory(self.store, self.analyzer)
         return self._memory
 

@@ -30,6 +30,7 @@ doc_text[evidence.start:evidence.end]`, since `Hit.text == doc_text[hit.start:hi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -249,6 +250,7 @@ class Reader:
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
         self._last_question: tuple[str, QuestionInfo] | None = None
+        self.fingerprint = "unsaved"  # `load` names the model files it read
         # how the neural reader picks among the sentences it read (reader.json "neural_choice")
         self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
                                               "sentences": 4, "length_penalty": 0.0}
@@ -288,6 +290,7 @@ class Reader:
                                f"scripts/train_reader.py --abstain-only --kind {kind}")
         reader = cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
                      idf, abstain, analyzer, trees, neural)
+        reader.fingerprint = model_fingerprint(d, kind)
         if neural is not None:
             if "neural_choice" not in meta:
                 raise RuntimeError(f"{d / 'reader.json'} has no neural_choice: run scripts/tune_neural_reader.py")
@@ -566,6 +569,16 @@ class Reader:
             sentence_start=hit.start + s.start, sentence_end=hit.start + s.end,
             version=hit.version, url=hit.url,
         )
+
+
+def model_fingerprint(model_dir: Path, kind: str) -> str:
+    """Names the installed model: the reader kind and the bytes of every model file."""
+    digest = hashlib.sha1(kind.encode("utf-8"))
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode("utf-8"))
+            digest.update(path.read_bytes())
+    return f"{kind}:{digest.hexdigest()[:16]}"
 
 
 def _sigmoid(z: float) -> float:

@@ -84,6 +84,25 @@ def test_no_memory_flag_always_reads(sample_app):
     assert not sample_app.ask(RECORD_Q, use_memory=False)["from_memory"]
 
 
+def test_a_new_reader_forgets_what_the_old_one_remembered(sample_app, tmp_path):
+    """Remembered answers are the installed reader's: after an upgrade (new weights, a new
+    calibration) the same store answers afresh, in the new reader's words and scale."""
+    sample_app.ask(RECORD_Q)
+    assert sample_app.ask(RECORD_Q)["from_memory"] and sample_app.store.stats()["memories"] == 1
+    db = sample_app.store.path
+    sample_app.close()
+    reopened = Jisik.open(db)
+    assert reopened.ask(RECORD_Q)["from_memory"]  # same reader: the memory holds
+    reopened.close()
+    upgraded = Jisik.open(db)
+    upgraded.reader.fingerprint = "neural:another-model"
+    after = upgraded.ask(RECORD_Q)
+    assert not after["from_memory"] and after["answer"] == "52개"
+    assert upgraded.store.stats()["memories"] == 1  # only the answer just given
+    assert upgraded.ask(RECORD_Q)["from_memory"]
+    upgraded.close()
+
+
 def test_recreated_document_is_answerable_again(sample_app):
     sample_app.delete("ktx")
     gone = sample_app.ask("KTX는 언제 개통했나?")

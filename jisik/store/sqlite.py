@@ -248,6 +248,11 @@ class SQLiteStore:
 
     # --- remembered answers -----------------------------------------------------------
 
+    def forget_all_memories(self) -> int:
+        """Drop every remembered answer (they were given by another reader); returns how many."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM memories").rowcount
+
     def add_memory(self, question: str, signature: str, terms: str, key_terms: str, answer: str,
                    sources: Sequence[tuple[str, int]], watermark: int) -> int | None:
         """Remember an answer, unless a version it relied on stopped being current meanwhile."""
