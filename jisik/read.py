@@ -38,6 +38,7 @@ import re
 import string
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -250,7 +251,7 @@ class Reader:
         self._analyzer = analyzer
         self._cache: OrderedDict[str, PassageInfo] = OrderedDict()
         self._last_question: tuple[str, QuestionInfo] | None = None
-        self.fingerprint = "unsaved"  # `load` names the model files it read
+        self.model_dir: Path | None = None  # set by `load`
         # how the neural reader picks among the sentences it read (reader.json "neural_choice")
         self.neural_choice: dict[str, Any] = {"answerable": 0.0, "sentence": 0.0, "agreement": 0.0,
                                               "sentences": 4, "length_penalty": 0.0}
@@ -290,12 +291,17 @@ class Reader:
                                f"scripts/train_reader.py --abstain-only --kind {kind}")
         reader = cls(_Linear(z["sent_idx"], z["sent_val"]), _Linear(z["span_idx"], z["span_val"]),
                      idf, abstain, analyzer, trees, neural)
-        reader.fingerprint = model_fingerprint(d, kind)
+        reader.model_dir = d
         if neural is not None:
             if "neural_choice" not in meta:
                 raise RuntimeError(f"{d / 'reader.json'} has no neural_choice: run scripts/tune_neural_reader.py")
             reader.neural_choice = meta["neural_choice"]
         return reader
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names the installed model (for the question memory), read only when asked for."""
+        return model_fingerprint(self.model_dir, self.kind) if self.model_dir else "unsaved"
 
     @property
     def kind(self) -> str:
