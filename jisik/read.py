@@ -300,7 +300,8 @@ class Reader:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Names the installed model (for the question memory), read only when asked for."""
+        """Names the installed reader, model and code (for the question memory), read only
+        when asked for."""
         return model_fingerprint(self.model_dir, self.kind) if self.model_dir else "unsaved"
 
     @property
@@ -577,13 +578,19 @@ class Reader:
         )
 
 
-def model_fingerprint(model_dir: Path, kind: str) -> str:
-    """Names the installed model: the reader kind and the bytes of every model file."""
+# the code that turns a question and its passages into an answer: a release that changes
+# it may answer differently with the same model files
+READER_CODE = tuple(Path(__file__).parent / name for name in
+                    ("read.py", "reader_features.py", "neural_reader.py", "e5.py", "korean.py"))
+
+
+def model_fingerprint(model_dir: Path, kind: str, code: Sequence[Path] = READER_CODE) -> str:
+    """Names the installed reader: its kind, the bytes of every model file and of the code
+    that reads with them."""
     digest = hashlib.sha1(kind.encode("utf-8"))
-    for path in sorted(model_dir.iterdir()):
-        if path.is_file():
-            digest.update(path.name.encode("utf-8"))
-            digest.update(path.read_bytes())
+    for path in [*sorted(p for p in model_dir.iterdir() if p.is_file()), *code]:
+        digest.update(path.name.encode("utf-8"))
+        digest.update(path.read_bytes())
     return f"{kind}:{digest.hexdigest()[:16]}"
 
 

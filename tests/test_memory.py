@@ -3,6 +3,7 @@
 import threading
 
 from jisik.app import Jisik
+from jisik.read import model_fingerprint
 
 from .conftest import SAMPLE, doc
 
@@ -101,6 +102,23 @@ def test_a_new_reader_forgets_what_the_old_one_remembered(sample_app, tmp_path):
     assert upgraded.store.stats()["memories"] == 1  # only the answer just given
     assert upgraded.ask(RECORD_Q)["from_memory"]
     upgraded.close()
+
+
+def test_the_reader_fingerprint_names_its_model_files_and_its_code(tmp_path):
+    """A release that changes how answers are read (same weights, new code) is a new reader
+    to the memory too."""
+    models, code = tmp_path / "models", tmp_path / "read.py"
+    models.mkdir()
+    (models / "reader.json").write_text('{"w": 1}')
+    code.write_text("def read(): return 1\n")
+    first = model_fingerprint(models, "neural", [code])
+    assert model_fingerprint(models, "neural", [code]) == first
+    assert model_fingerprint(models, "features", [code]) != first
+    code.write_text("def read(): return 2\n")
+    assert model_fingerprint(models, "neural", [code]) != first
+    code.write_text("def read(): return 1\n")
+    (models / "reader.json").write_text('{"w": 2}')
+    assert model_fingerprint(models, "neural", [code]) != first
 
 
 def test_recreated_document_is_answerable_again(sample_app):
