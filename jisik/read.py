@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 MODEL_DIR = Path(__file__).parent / "models"
 NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
+NO_ASKED_DATE = "근거를 찾지 못했습니다: 읽은 문장에서 질문이 묻는 날짜를 찾지 못했습니다"
+NO_ASKED_COUNT = "근거를 찾지 못했습니다: 읽은 문장에서 질문이 묻는 수를 찾지 못했습니다"
 POLAR = "예/아니요로 답할 질문에는 짧은 답을 내지 않습니다. 관련 문장을 확인하세요"
 DEFINITION = "무엇(누구)인지 묻는 질문에는 짧은 답 대신 그것을 설명하는 문서의 첫 문장을 인용합니다"
 MAX_HITS = 5
@@ -210,6 +212,48 @@ def _agrees(q: QuestionInfo, sentence, start: int, end: int) -> bool:
     return any(m.form == focus and start <= m.start and m.end <= end
                and not any(x.tag == "SN" and m.end <= x.start < end for x in sentence.morphs)
                for m in sentence.morphs)
+
+
+NUMERAL_DETERMINERS = frozenset({"한", "두", "세", "네", "첫", "서너", "두세", "너덧", "다섯", "여섯", "일곱",
+                                 "여덟", "아홉", "열", "스무"})
+_DIGIT = re.compile(r"[0-9]")
+MAX_WORDS_AFTER_NUMBER = 3  # `15세기 말`, `8번째 랭크`, `1969년 가을`, `5500만 년 전`
+# a date without a number: an era, a season, a part of the day, a holiday (`매년 여름`, `추석`)
+DATE_NOUNS = frozenset({"시대", "봄", "여름", "가을", "겨울", "아침", "낮", "저녁", "밤", "새벽", "오전", "오후",
+                        "주말", "평일", "설날", "추석", "명절"})
+CLAUSE_BREAKS = frozenset({",", ".", ";", "·", "、", "。"})  # not `/` (`17.2m/s`) or `:` (`9:15`)
+
+
+def has_asked_form(q: QuestionInfo, sentence, start: int, end: int) -> bool:
+    """Can the span at `start`:`end` of the passage (inside `sentence`) be what a date or
+    count question asks for? It ends on a number and at most a few nouns after it: digits,
+    a numeral (`일곱`, `삼천`, `여덟째`) or, in a count, a numeral determiner before a noun
+    (`두 편`, `세 덩어리`, `한 명`), then units and nouns only (`1953년 7월 27일`, `15세기 말`,
+    `10% 이상`). A date may also end on an era, a season or a holiday (`삼국 시대`, `매년
+    여름`, `추석`). A span where the number is incidental (`제2차 세계 대전이 발생하기 전`, `두
+    번째로 큰 나라`) is not one. Real users' `언제` questions were otherwise answered `쿠데타`,
+    `광석`, `사흘` (docs/reader.md, "Date and count questions"); of KorQuAD's 545 such dev
+    questions, 3 have a gold answer of another form (`과반`, `광저우 아시안 게임`)."""
+    if not q.asks:
+        return True
+    ms = [m for m in sentence.morphs if m.start < end and start < m.end]  # `20세기` inside `19-20세기`
+    while ms and (ms[-1].tag in ("SF", "SP", "SSO", "SSC", "VCP") or ms[-1].tag[0] in "JE"):
+        ms.pop()  # what trim_span cuts, and the copula Kiwi reads into `55.4%라는`
+    if q.asks == "date" and ms and (ms[-1].form in DATE_NOUNS or ms[-1].form.endswith("요일")):
+        return True
+    last = -1
+    for i, m in enumerate(ms):
+        if _DIGIT.search(m.form) or (m.tag == "NR" and m.form != "몇") or (
+                q.asks == "count" and m.tag == "MM" and m.form in NUMERAL_DETERMINERS
+                and i + 1 < len(ms) and ms[i + 1].tag[0] == "N"
+                # `한` before a noun is also "a" (`한가운데`, `한 도시에서`): a count only before a counter
+                and (m.form != "한" or ms[i + 1].tag == "NNB" or ms[i + 1].form == q.focus)):
+            last = i
+    if last < 0:
+        return False
+    after = ms[last + 1:]
+    return (all((m.tag[0] in "NSW" or m.tag == "XSN") and m.form not in CLAUSE_BREAKS for m in after)
+            and sum(m.tag[0] == "N" for m in after) <= MAX_WORDS_AFTER_NUMBER)
 
 
 @dataclass
@@ -540,17 +584,22 @@ class Reader:
 
     def answer_analyzed(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo],
                         threshold: float | None = None) -> Answer:
-        return self.answer_scored(hits, passages, *self.score(q, hits, passages), threshold=threshold)
+        return self.answer_scored(q, hits, passages, *self.score(q, hits, passages), threshold=threshold)
 
-    def answer_scored(self, hits: list[Hit], passages: list[PassageInfo], slog, spans, feats,
+    def answer_scored(self, q: QuestionInfo, hits: list[Hit], passages: list[PassageInfo], slog, spans, feats,
                       threshold: float | None = None) -> Answer:
-        """The answer (or abstention) from `score`'s output."""
+        """The answer (or abstention) from `score`'s output. A date or count question whose
+        best span is neither is declined: the sentences read do not say what it asks (taking
+        the best date or count instead made new wrong answers, 25 of the 30 it changed on real
+        users' questions; docs/reader.md, "Date and count questions")."""
         if not spans:
             return _abstain(NO_EVIDENCE)
+        best = spans[0]
+        if not has_asked_form(q, passages[best.passage].sentences[best.sentence], best.start, best.end):
+            return _abstain(NO_ASKED_DATE if q.asks == "date" else NO_ASKED_COUNT)
         conf = self.confidence(feats)
         if conf < (self.threshold if threshold is None else threshold):
             return _abstain(NO_EVIDENCE, conf)
-        best = spans[0]
         evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, best.start, best.end)
         citations = [evidence, *self._sentence_citations(hits, passages, slog, {(best.passage, best.sentence)})]
         text = hits[best.passage].text[best.start:best.end]

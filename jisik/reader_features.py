@@ -79,6 +79,7 @@ class QuestionInfo:
     verb: str = ""                 # last verb/adjective stem or predicative noun ('태어나', '설립')
     polar: bool = False            # a yes/no question (`DNA는 이중나선 구조인가요?`): no span answers it
     defines: str = ""              # what a definition question asks about (`점성술은 무엇인가?` -> '점성술')
+    asks: str = ""                 # 'date' or 'count' when only such a span can answer it, else ''
 
 
 def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
@@ -126,10 +127,33 @@ def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
             break
     return QuestionInfo(
         verb=verb, polar=is_polar_question(text, morphs), defines=definition_subject(text, morphs),
+        asks=asked_form(text, morphs, wh),
         text=text, morphs=morphs, terms=terms, term_set=frozenset(terms), qtype=qtype, wh=wh,
         focus=focus, wh_particle=wh_particle, left_terms=frozenset(left),
         right_terms=frozenset(right), bigrams=frozenset(char_bigrams(text)),
     )
+
+
+# question words whose answer must be a date or a count, and what the answer must then be
+ASKED_FORMS = {"언제": "date", "며칠": "date", "몇": "count", "얼마": "count", "얼마나": "count"}
+WH_SURFACE_FORMS = {"언제": "date", "며칠": "date", "몇": "count", "얼마": "count", "얼만": "count"}
+# a question that ends on one of these asks for it, not for the count inside it
+# (`몇 천명의 학생들이 시위를 벌인 곳은?`)
+ASKED_HEADS = {"곳", "것", "사람", "인물", "이름", "장소", "나라", "도시"}
+
+
+def asked_form(text: str, morphs: list[Morpheme], wh: str) -> str:
+    """'date' for `언제`/`며칠` questions and 'count' for `몇`/`얼마` ones when that is all
+    they ask: no other question word (`몇 년 동안 … 누구?`) and no head noun it ends on
+    (`… 곳은?`). Of KorQuAD's 4,163 dev questions 545 are such, and all but 4 of their gold
+    answers have the form `read.has_asked_form` asks of a span."""
+    form = ASKED_FORMS.get(wh, "")
+    if not form or any(WH_SURFACE_FORMS.get(m.group()) != form for m in WH_SURFACE.finditer(text)):
+        return ""
+    words = [m for m in morphs if m.tag[0] not in "SJE" and m.tag not in ("VCP", "XSN")]
+    if words and words[-1].form in ASKED_HEADS:
+        return ""
+    return form
 
 
 def is_polar_question(text: str, morphs: list[Morpheme]) -> bool:

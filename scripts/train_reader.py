@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
-import os
 import pickle
 import sys
 import time
@@ -251,7 +249,7 @@ def gold_sentence(q: dict, hits: list[Hit], infos) -> tuple[int, int] | None:
     for pi, h in enumerate(hits):
         if h.id != q["gold_id"]:
             continue
-        a0, ans = q["answer_starts"][0], q["answers"][0]
+        a0 = q["answer_starts"][0]
         for si, s in enumerate(infos[pi].sentences):
             if s.start <= a0 < s.end:
                 return pi, si
@@ -485,14 +483,14 @@ def main() -> None:
             q = train_q[k]
             qi = qinfo(q["question"])
             title = article_title(q["gold_id"])
-            for label, mask in ((1, train_mask), (0, train_mask & np.array(
+            for answerable, mask in ((1, train_mask), (0, train_mask & np.array(
                     [not i.startswith(f"korquad:{title}#") for i in ids]))):
                 hits, infos = make_hits(bm25.top(qi.terms, args.top_k, mask), by_id, pinfo)
-                if label == 1 and not any(h.id == q["gold_id"] for h in hits):
+                if answerable == 1 and not any(h.id == q["gold_id"] for h in hits):
                     continue
                 feats = reader.score(qi, hits, infos)[2] if hits else None
                 KX.append(feats if feats is not None else np.zeros(n_feats))
-                KY.append(label)
+                KY.append(answerable)
         from sklearn.linear_model import LogisticRegression
         clf = LogisticRegression(C=1.0, max_iter=2000)
         Xfit = np.vstack([X[cal], np.array(KX)])
@@ -541,7 +539,7 @@ def evaluate(reader, test_q, nm_q, by_id, pinfo, bm25, qinfo, args):
         hits, infos = make_hits(ranked, by_id, pinfo)
         rec.append(any(h.id == q["gold_id"] for h in hits))
         scored = reader.score(qi, hits, infos) if hits else ([], [], None)
-        pred = reader.answer_scored(hits, infos, *scored).answer if hits else None
+        pred = reader.answer_scored(qi, hits, infos, *scored).answer if hits else None
         confs.append(reader.confidence(scored[2]) if scored[1] else 0.0)
         # EM/F1 count abstentions as wrong; "forced" = best span even when abstaining
         spans = scored[1]

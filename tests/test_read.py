@@ -10,7 +10,8 @@ import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import DEFINITION, MODEL_DIR, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1, normalize_answer, trim_span
+from jisik.read import (DEFINITION, MODEL_DIR, NO_ASKED_COUNT, NO_ASKED_DATE, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1,
+                        has_asked_form, normalize_answer, trim_span)
 from jisik.reader_features import analyze_question, build_passage, definition_subject, is_polar_question
 
 DOC_SEJONG = (
@@ -94,6 +95,68 @@ def test_agreement_between_question_and_span(question, span, agrees):
     q = analyze_question(question, an.morphemes(question))
     start = text.index(span)
     assert _agrees(q, passage.sentences[0], start, start + len(span)) is agrees
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("KTX는 언제 개통했나?", "date"),
+    ("가람시 시청은 며칠에 문을 열었나?", "date"),
+    ("가람시의 교사는 모두 몇 명인가?", "count"),
+    ("은빛강의 길이는 얼마인가요?", "count"),
+    ("은빛강은 얼마나 긴가?", "count"),
+    ("가람시 시청이 문을 연 날짜는?", ""),                 # no 언제/몇: the span model's agreement covers it
+    ("심판이 언제나 볼 수 있어야 하는 것은?", ""),          # 언제나 is an adverb, not a question word
+    ("몇 천 명의 학생들이 시위를 벌인 곳은?", ""),          # asks for the place, not the count
+    ("몇 년 동안 시장을 지낸 사람은 누구인가?", ""),        # two question words: asks for a person
+    ("가람 대교를 설계한 건축가는 누구인가?", ""),
+])
+def test_questions_that_only_a_date_or_count_answers(question, asks):
+    analyzer = get_analyzer()
+    assert analyze_question(question, analyzer.morphemes(question)).asks == asks
+
+
+@pytest.mark.parametrize("question, span, fits", [
+    ("한국 전쟁은 언제 시작되었나?", "1950년 6월 25일", True),
+    ("한국 전쟁은 언제 시작되었나?", "김일성의 남침", False),
+    ("한국 전쟁은 언제 시작되었나?", "세 해", False),                     # a count is not a date
+    ("한국 전쟁은 언제 시작되었나?", "제2차 세계 대전이 끝난 뒤", False),  # the number is incidental
+    ("르네상스는 언제 시작되었나?", "15세기 말", True),
+    ("풍수는 언제 전래되었나?", "삼국 시대", True),                       # an era is a date
+    ("해수욕장은 언제 붐비나?", "매년 여름", True),                       # and so is a season
+    ("필리핀에는 몇 개의 섬이 있나?", "7,641개", True),
+    ("필리핀에는 몇 개의 섬이 있나?", "루손섬", False),
+    ("필리핀에는 몇 개의 섬이 있나?", "일곱 개", True),                   # a numeral
+    ("필리핀에는 몇 개의 섬이 있나?", "삼천 개", True),
+    ("필리핀에는 몇 개의 섬이 있나?", "두 번째로 큰 섬", False),
+    ("필리핀에는 몇 개의 섬이 있나?", "몇 개", False),                    # the question word itself
+    ("필리핀에는 섬이 몇 개 있나?", "한가운데", False),                   # 한 before no counter
+    ("전쟁은 몇 해 동안 이어졌나?", "세 해", True),                       # a determiner before a noun
+    ("필리핀에는 몇 개의 섬이 있나?", "세 해", True),
+    ("태풍의 풍속은 얼마인가?", "17.2m/s", True),
+    ("태풍의 풍속은 얼마인가?", "17.2m/s 이상, 한가운데", False),
+    ("필리핀의 수도는 어디인가?", "루손섬", True),                        # not a date or count question
+])
+def test_date_and_count_questions_take_only_spans_of_that_form(question, span, fits):
+    text = ("한국 전쟁은 1950년 6월 25일 김일성의 남침으로 시작되어 제2차 세계 대전이 끝난 뒤 세 해 동안 이어졌고, "
+            "르네상스는 15세기 말에 퍼졌으며 풍수는 삼국 시대에 전래되었고 해수욕장은 매년 여름 붐빈다. 필리핀에는 섬 7,641개가 있으며 두 번째로 큰 섬과 "
+            "루손섬, 일곱 개의 주요 섬과 삼천 개의 작은 섬, 한가운데의 호수, 몇 개의 암초가 있다. "
+            "태풍의 풍속은 17.2m/s 이상, 한가운데는 고요하다.")
+    an = get_analyzer()
+    passage = build_passage(text, [(0, len(text))], [an.morphemes(text)])
+    q = analyze_question(question, an.morphemes(question))
+    start = text.index(span)
+    assert has_asked_form(q, passage.sentences[0], start, start + len(span)) is fits
+
+
+def test_date_or_count_question_over_text_without_one_is_declined(reader):
+    doc = "나래 다리는 건축가 한솔이 설계하였다. 다리는 두 마을을 잇는 돌다리이며, 마을 사람들이 함께 세웠다."
+    ans = reader.answer("나래 다리는 언제 설계되었나?", _hits(("나래 다리", doc)))
+    assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason == NO_ASKED_DATE
+    assert ans.reason.startswith(NO_EVIDENCE) and ans.to_json()["reason"] == NO_ASKED_DATE
+    ans = reader.answer("나래 다리를 설계한 건축가는 몇 명인가?", _hits(("나래 다리", doc)))
+    assert ans.abstained and ans.answer is None and ans.reason == NO_ASKED_COUNT
+    # the same text answers what it does say
+    ans = reader.answer("나래 다리를 설계한 건축가는 누구인가?", _hits(("나래 다리", doc)))
+    assert ans.answer == "한솔"
 
 
 def test_place_answer_mentions_place(reader, hits):
