@@ -55,7 +55,7 @@ def summarise(rows: list[dict], threshold: float) -> dict:
     partly = sum(r["judged"] == "partly" for r in answered)
     return {
         "questions": len(rows),
-        **{kind: sum(r["kind"] == kind for r in rows) for kind in ("yes_no", "definition", "none")},
+        **{kind: sum(r["kind"] == kind for r in rows) for kind in ("yes_no", "why", "definition", "none")},
         "span_answers": len(spans),
         "unjudged": len(spans) - len(judged),
         "answered": len(answered),

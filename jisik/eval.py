@@ -134,10 +134,10 @@ def real_user_answers(app, data: str | Path, judgements_path: str | Path) -> lis
     min_confidence 0 (what the threshold declines is judged too), with the judgement of its
     span answer from `judgements_path` (docs/results/real-users-judged.json) or None.
 
-    Rows: set, id, question, kind ("span", "yes_no", "definition" or "none"), confidence,
+    Rows: set, id, question, kind ("span", "yes_no", "why", "definition" or "none"), confidence,
     judged, and for a span answer its answer and evidence.
     """
-    from .read import DEFINITION, POLAR
+    from .read import DEFINITION, POLAR, REASON
 
     recorded = json.loads(Path(judgements_path).read_text(encoding="utf-8"))["answers"]
     judged = {(a["set"], a["id"], a["answer_sha1"]): a["judged"] for a in recorded}
@@ -145,7 +145,7 @@ def real_user_answers(app, data: str | Path, judgements_path: str | Path) -> lis
     for name, path in REAL_USER_SETS.items():
         for q in read_jsonl(Path(data) / path):
             out = app.ask(q["question"], use_memory=False, min_confidence=0.0)
-            kind = {POLAR: "yes_no", DEFINITION: "definition"}.get(out.get("reason"), "span")
+            kind = {POLAR: "yes_no", REASON: "why", DEFINITION: "definition"}.get(out.get("reason"), "span")
             row = {"set": name, "id": q["id"], "question": q["question"], "confidence": out["confidence"],
                    "kind": kind if kind != "span" or out["answer"] is not None else "none", "judged": None}
             if row["kind"] == "span":

@@ -79,7 +79,7 @@ class QuestionInfo:
     verb: str = ""                 # last verb/adjective stem or predicative noun ('태어나', '설립')
     polar: bool = False            # a yes/no question (`DNA는 이중나선 구조인가요?`): no span answers it
     defines: str = ""              # what a definition question asks about (`점성술은 무엇인가?` -> '점성술')
-    asks: str = ""                 # 'date' or 'count' when only such a span can answer it, else ''
+    asks: str = ""                 # 'date'/'count' when only such a span answers it, 'reason' when none does
 
 
 def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
@@ -134,8 +134,9 @@ def analyze_question(text: str, morphs: list[Morpheme]) -> QuestionInfo:
     )
 
 
-# question words whose answer must be a date or a count, and what the answer must then be
-ASKED_FORMS = {"언제": "date", "며칠": "date", "몇": "count", "얼마": "count", "얼마나": "count"}
+# question words whose answer must be a date or a count (or a reason, which no span is), and
+# what the answer must then be
+ASKED_FORMS = {"언제": "date", "며칠": "date", "몇": "count", "얼마": "count", "얼마나": "count", "왜": "reason"}
 WH_SURFACE_FORMS = {"언제": "date", "며칠": "date", "몇": "count", "얼마": "count", "얼만": "count"}
 # a question that ends on one of these asks for it, not for the count inside it
 # (`몇 천명의 학생들이 시위를 벌인 곳은?`)
@@ -143,9 +144,9 @@ ASKED_HEADS = {"곳", "것", "사람", "인물", "이름", "장소", "나라", "
 
 
 def asked_form(text: str, morphs: list[Morpheme], wh: str) -> str:
-    """'date' for `언제`/`며칠` questions and 'count' for `몇`/`얼마` ones when that is all
-    they ask: no other question word (`몇 년 동안 … 누구?`) and no head noun it ends on
-    (`… 곳은?`). Of KorQuAD's 4,163 dev questions 545 are such, and all but 4 of their gold
+    """'date' for `언제`/`며칠` questions, 'count' for `몇`/`얼마` ones and 'reason' for `왜`
+    ones when that is all they ask: no other question word (`몇 년 동안 … 누구?`, `'아랑은
+    왜'를 출간한 곳은 어디인가?`) and no head noun it ends on (`… 곳은?`). Of KorQuAD's 4,163 dev questions 545 are such, and all but 4 of their gold
     answers have the form `read.has_asked_form` asks of a span."""
     form = ASKED_FORMS.get(wh, "")
     if not form or any(WH_SURFACE_FORMS.get(m.group()) != form for m in WH_SURFACE.finditer(text)):

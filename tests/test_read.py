@@ -10,7 +10,7 @@ import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import (DEFINITION, MODEL_DIR, NO_ASKED_COUNT, NO_ASKED_DATE, NO_EVIDENCE, POLAR, Answer, Reader, _agrees, exact_match, f1,
+from jisik.read import (DEFINITION, MODEL_DIR, NO_ASKED_COUNT, NO_ASKED_DATE, NO_EVIDENCE, POLAR, REASON, Answer, Reader, _agrees, exact_match, f1,
                         has_asked_form, normalize_answer, trim_span)
 from jisik.reader_features import analyze_question, build_passage, definition_subject, is_polar_question
 
@@ -108,6 +108,8 @@ def test_agreement_between_question_and_span(question, span, agrees):
     ("몇 천 명의 학생들이 시위를 벌인 곳은?", ""),          # asks for the place, not the count
     ("몇 년 동안 시장을 지낸 사람은 누구인가?", ""),        # two question words: asks for a person
     ("가람 대교를 설계한 건축가는 누구인가?", ""),
+    ("가람시 시청은 왜 문을 열었나?", "reason"),
+    ("'하늘은 왜'를 펴낸 출판사는 어디인가?", ""),         # 왜 in a title: asks for a place
 ])
 def test_questions_that_only_a_date_or_count_answers(question, asks):
     analyzer = get_analyzer()
@@ -260,6 +262,14 @@ def test_definition_is_the_opening_sentence_of_the_article(reader, hits):
     mention = _hits(("가람시사", "가람시의 역사는 천 년이 넘는다. 처음에는 작은 어촌이었다."))[0]
     ans = reader.answer_definition("가람시", [mention, hits[0]])
     assert [c.id for c in ans.citations] == ["가람시", "가람시사"]
+
+
+def test_why_question_is_declined_with_the_sentences_that_bear_on_it(reader, hits):
+    ans = reader.answer("가람시 시청은 왜 1987년에 문을 열었나?", hits)
+    assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason == REASON
+    first = ans.citations[0]
+    assert first.sentence == "가람시 시청은 1987년 3월 14일 문을 열었다."
+    assert DOC_SEJONG[first.sentence_start:first.sentence_end] == first.sentence
 
 
 def test_abstains_on_empty_hits(reader):
