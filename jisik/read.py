@@ -604,9 +604,10 @@ class Reader:
         conf = self.confidence(feats)
         if conf < (self.threshold if threshold is None else threshold):
             return _abstain(NO_EVIDENCE, conf)
-        evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, best.start, best.end)
+        start = with_era(passages[best.passage], best.sentence, best.start)
+        evidence = self._citation(hits[best.passage], passages[best.passage], best.sentence, start, best.end)
         citations = [evidence, *self._sentence_citations(hits, passages, slog, {(best.passage, best.sentence)})]
-        text = hits[best.passage].text[best.start:best.end]
+        text = hits[best.passage].text[start:best.end]
         return Answer(text, conf, evidence, citations, False, None)
 
     def _sentence_citations(self, hits: list[Hit], passages: list[PassageInfo], slog,
@@ -654,6 +655,23 @@ def _sigmoid(z: float) -> float:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1.0 - 1e-12)
     return math.log(p / (1.0 - p))
+
+
+ERA_MARKERS = frozenset({"기원전", "기원후", "서기", "BC", "B.C.", "AD", "A.D."})
+
+
+def with_era(p: PassageInfo, si: int, start: int) -> int:
+    """Where a year's span should start: `108년` after `기원전` is 108 BC, a different year,
+    so the marker belongs to the answer (real users' `고조선은 언제 멸망했나요?` was answered
+    `108년` from `기원전 108년에 멸망하였다`; KorQuAD's gold answers include it)."""
+    morphs = p.sentences[si].morphs
+    first = next((i for i, m in enumerate(morphs) if m.start >= start), None)
+    if first is None or first == 0 or morphs[first].tag != "SN":
+        return start
+    before = morphs[first - 1]
+    if before.form in ERA_MARKERS and not p.text[before.end:start].strip():
+        return before.start
+    return start
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:

@@ -264,6 +264,15 @@ def test_definition_is_the_opening_sentence_of_the_article(reader, hits):
     assert [c.id for c in ans.citations] == ["가람시", "가람시사"]
 
 
+def test_a_year_before_the_common_era_keeps_its_marker(reader):
+    doc = "나래 왕국은 기원전 108년에 멸망하였다. 그 뒤 서기 1990년에 왕국의 유적이 발견되었다."
+    ans = reader.answer("나래 왕국은 언제 멸망했나?", _hits(("나래 왕국", doc)))
+    assert ans.answer == "기원전 108년"
+    _check_offsets(ans, {"나래 왕국": doc})
+    ans = reader.answer("나래 왕국의 유적은 몇 년에 발견되었나?", _hits(("나래 왕국", doc)))
+    assert ans.answer == "서기 1990년"
+
+
 def test_why_question_is_declined_with_the_sentences_that_bear_on_it(reader, hits):
     ans = reader.answer("가람시 시청은 왜 1987년에 문을 열었나?", hits)
     assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason == REASON
