@@ -145,9 +145,10 @@ ASKED_HEADS = {"곳", "것", "사람", "인물", "이름", "장소", "나라", "
 
 def asked_form(text: str, morphs: list[Morpheme], wh: str) -> str:
     """'date' for `언제`/`며칠` questions, 'count' for `몇`/`얼마` ones and 'reason' for `왜`
-    ones when that is all they ask: no other question word (`몇 년 동안 … 누구?`, `'아랑은
-    왜'를 출간한 곳은 어디인가?`) and no head noun it ends on (`… 곳은?`). Of KorQuAD's 4,163 dev questions 545 are such, and all but 4 of their gold
-    answers have the form `read.has_asked_form` asks of a span."""
+    ones when that is all they ask: no other question word (`몇 년 동안 … 누구?`, `'하늘은
+    왜'를 펴낸 곳은 어디인가?`) and no head noun it ends on (`… 곳은?`). Of KorQuAD's 4,163
+    dev questions 545 ask a date or a count, and all but 3 of their gold answers have the
+    form `read.has_asked_form` asks of a span (`bench/asked_forms.py`)."""
     form = ASKED_FORMS.get(wh, "")
     if not form or any(WH_SURFACE_FORMS.get(m.group()) != form for m in WH_SURFACE.finditer(text)):
         return ""
