@@ -27,7 +27,7 @@ MAX_SPAN_MORPHS = 12
 MAX_SPAN_CHARS = 48
 
 WH_FORMS = {
-    "누구": "who", "누가": "who", "언제": "when", "어디": "where", "무엇": "what", "뭐": "what",
+    "누구": "who", "누가": "who", "언제": "when", "어디": "where", "어딨": "where", "무엇": "what", "뭐": "what",
     "무슨": "what", "어느": "which", "어떤": "which", "어떻": "how", "어떠": "how", "몇": "num",
     "얼마": "num", "얼마나": "num", "왜": "why", "어찌": "how", "며칠": "when",
 }
@@ -35,9 +35,9 @@ WHEN_FOCUS = {"날", "날짜", "연도", "년도", "해", "시기", "시점", "�
 WHO_FOCUS = {"사람", "인물", "이름", "선수", "작가", "감독", "왕", "대통령", "배우", "가수", "주인공", "저자", "창시자", "설립자", "회장", "장관", "화가", "교수", "학자"}
 WHERE_FOCUS = {"곳", "장소", "지역", "나라", "국가", "도시", "위치", "지방", "섬", "대륙", "나라명", "지명"}
 NUM_FOCUS = {"수", "개수", "인원", "금액", "비율", "규모", "나이", "거리", "높이", "길이", "크기", "무게", "인구", "횟수"}
-# question words as typed, contractions included (`뭔가요`, `뭘까`); `왜` is left to the
+# question words as typed, contractions included (`뭔가요`, `뭘까`, `어딨어`); `왜` is left to the
 # morphemes, since as a string it also starts words like `왜곡`
-WH_SURFACE = re.compile("누구|누가|언제|어디|무엇|뭐|뭔|뭘|무슨|어느|어떤|어떻|어떠|몇|얼마|얼만|며칠|어째서")
+WH_SURFACE = re.compile("누구|누가|언제|어디|어딨|무엇|뭐|뭔|뭘|무슨|어느|어떤|어떻|어떠|몇|얼마|얼만|며칠|어째서")
 # what may stand right before a question's final ending: a predicate or a tense marker
 PREDICATE_TAGS = {"VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA", "EP"}
 # final endings that ask (`있나요`, `인가`, `했습니까`); endings that may also state

@@ -212,6 +212,7 @@ def test_abstains_without_content_words(reader, hits):
     ("은빛강의 길이는 얼마인가요?", False),
     ("가람 대교를 설계한 건축가는?", False),       # names what it asks for: a span answers it
     ("가람시의 초대 시장이 뭔가요?", False),        # contracted question word
+    ("가람시 시청은 어딨나요?", False),             # 어디 있나요, contracted (Kiwi: 어딨/VA)
     ("가람시 시청이 문을 연 날짜를 알려 주세요?", False),  # a request
 ])
 def test_yes_no_questions_are_recognised(question, polar):
