@@ -21,32 +21,27 @@ from common import REPO, data_dir, parser
 
 sys.path.insert(0, str(REPO))
 
-from jisik.korean import get_analyzer  # noqa: E402
-from jisik.read import has_asked_form  # noqa: E402
-from jisik.reader_features import analyze_question, build_passage  # noqa: E402
+from jisik.read import Reader, has_asked_form  # noqa: E402
 
 
 def main() -> None:
     args = parser(__doc__).parse_args()
     data = data_dir(args)
-    analyzer = get_analyzer()
+    reader = Reader.load(kind="features")  # its question and passage analysis; no model is run
     passages = {}
     with open(data / "korquad" / "passages.jsonl", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             passages[row["id"]] = row["text"]
-    counts, rejected, analysed = Counter(), [], {}
+    counts, rejected = Counter(), []
     with open(data / "korquad" / "questions.jsonl", encoding="utf-8") as f:
         questions = [json.loads(line) for line in f]
     for row in questions:
-        q = analyze_question(row["question"], analyzer.morphemes(row["question"]))
+        q = reader.question(row["question"])
         if not q.asks:
             continue
         text = passages[row["gold_id"]]
-        if row["gold_id"] not in analysed:
-            spans = [(s.start, s.end) for s in analyzer.sentences(text)]
-            analysed[row["gold_id"]] = build_passage(text, spans, analyzer.morphemes_batch([text[a:b] for a, b in spans]))
-        passage = analysed[row["gold_id"]]
+        passage = reader.passage(text)
         fits = any(has_asked_form(q, s, start, start + len(answer))
                    for answer, start in zip(row["answers"], row["answer_starts"])
                    if text[start:start + len(answer)] == answer
