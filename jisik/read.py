@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 MODEL_DIR = Path(__file__).parent / "models"
 NO_EVIDENCE = "근거를 찾지 못했습니다"
 NO_CONTENT = "질문에서 내용어를 찾지 못했습니다"
+EMPTY_QUESTION = "질문이 비어 있습니다"
 NO_ASKED_DATE = "근거를 찾지 못했습니다: 읽은 문장에서 질문이 묻는 날짜를 찾지 못했습니다"
 NO_ASKED_COUNT = "근거를 찾지 못했습니다: 읽은 문장에서 질문이 묻는 수를 찾지 못했습니다"
 POLAR = "예/아니요로 답할 질문에는 짧은 답을 내지 않습니다. 관련 문장을 확인하세요"
@@ -389,11 +390,13 @@ class Reader:
     def answer(self, question: str, hits: list[Hit], threshold: float | None = None) -> Answer:
         """`threshold` replaces the calibrated confidence threshold for this question:
         lower answers more (and guesses more), higher declines more."""
-        if not hits:
-            return _abstain(NO_EVIDENCE)
         q = self.question(question)
+        if not q.text:
+            return _abstain(EMPTY_QUESTION)
         if not q.term_set:
             return _abstain(NO_CONTENT)
+        if not hits:
+            return _abstain(NO_EVIDENCE)
         hits = list(hits[:MAX_HITS])
         passages = [self.passage(h.text) for h in hits]
         if q.polar or q.asks == "reason":

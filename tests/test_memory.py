@@ -3,7 +3,7 @@
 import threading
 
 from jisik.app import Jisik
-from jisik.read import model_fingerprint
+from jisik.read import EMPTY_QUESTION, NO_CONTENT, model_fingerprint
 
 from .conftest import SAMPLE, doc
 
@@ -183,8 +183,9 @@ def test_older_source_answers_as_of_before_the_newer_one(sample_app):
 
 
 def test_ask_declines_cleanly_on_empty_contentless_and_huge_questions(sample_app):
-    for q in ["", "   ", "뭐야?"]:
+    for q, reason in [("", EMPTY_QUESTION), ("   ", EMPTY_QUESTION), ("뭐야?", NO_CONTENT)]:
         out = sample_app.ask(q)
         assert out["abstained"] and out["answer"] is None and out["evidence"] is None
+        assert out["reason"] == reason
     out = sample_app.ask("한라산의 높이는 얼마인가? " + "가" * 100_000)
     assert set(out) >= {"answer", "confidence", "evidence", "citations", "abstained", "latency_ms"}

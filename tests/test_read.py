@@ -10,8 +10,8 @@ import pytest
 
 from jisik.documents import Hit
 from jisik.korean import get_analyzer
-from jisik.read import (DEFINITION, MODEL_DIR, NO_ASKED_COUNT, NO_ASKED_DATE, NO_EVIDENCE, POLAR, REASON, Answer, Reader, _agrees, exact_match, f1,
-                        has_asked_form, normalize_answer, trim_span)
+from jisik.read import (DEFINITION, EMPTY_QUESTION, MODEL_DIR, NO_ASKED_COUNT, NO_ASKED_DATE, NO_CONTENT, NO_EVIDENCE,
+                        POLAR, REASON, Answer, Reader, _agrees, exact_match, f1, has_asked_form, normalize_answer, trim_span)
 from jisik.reader_features import analyze_question, build_passage, definition_subject, is_polar_question
 
 DOC_SEJONG = (
@@ -197,7 +197,16 @@ def test_abstains_on_unrelated_question(reader, hits):
 
 def test_abstains_without_content_words(reader, hits):
     ans = reader.answer("뭐야?", hits)
-    assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason
+    assert ans.abstained and ans.answer is None and ans.evidence is None and ans.reason == NO_CONTENT
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_is_declined_as_empty_not_as_unsupported(reader, hits, question):
+    for given in (hits, []):  # the engine retrieves nothing for it, so it arrives with no hits
+        ans = reader.answer(question, given)
+        assert ans.abstained and ans.answer is None and ans.reason == EMPTY_QUESTION
+    # a question word alone has no content word to search for: it says so, not "no evidence"
+    assert reader.answer("뭐야?", []).reason == NO_CONTENT
 
 
 @pytest.mark.parametrize("question, polar", [
