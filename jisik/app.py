@@ -114,8 +114,8 @@ class Jisik:
     @property
     def memory(self) -> QuestionMemory:
         """Remembered answers, kept only while the reader that gave them is the one installed:
-        a new model (or calibration) may answer differently or score on another scale, so
-        the first ask under a new reader forgets them all."""
+        a new model, calibration or reading code may answer differently or score on another
+        scale, so the first ask under a new reader forgets them all."""
         if self._memory is None:
             fingerprint = self.reader.fingerprint
             if self.store.setting("memory_reader") != fingerprint:

@@ -8,8 +8,9 @@ lookup, then an inverted index over content terms). Step 2 accepts a candidate o
     also delete such memories in the same transaction, see store/sqlite.py);
   - nothing ingested since then competes: no passage added after the memory was made
     would now be among the passages the reader reads for this question.
-Remembered answers belong to the reader that gave them: when the installed model files
-change, `Jisik.memory` forgets them all before the first lookup.
+Remembered answers belong to the reader that gave them: when the installed model files or
+the reading code change (`read.model_fingerprint`), `Jisik.memory` forgets them all before
+the first lookup.
 Only answers to plain current questions are remembered (no as-of, no candidate restriction,
 no abstentions), so a memory can never answer a question it was not verified for.
 """
