@@ -28,16 +28,32 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def open_kowiki20k(args: argparse.Namespace):
-    """The kowiki-20k store of docs/benchmarks.md §3 (`--db`, default WORK/kowiki20k-lex.db),
-    opened and warmed up, and its path; exits saying how to build it when it is absent."""
+KOWIKI_PARTS = 5  # kowiki/ holds 100,000 articles in 5 parts of 20,000
+
+
+def add_kowiki_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--parts", type=int, default=1, choices=range(1, KOWIKI_PARTS + 1),
+                   help="kowiki parts in the corpus: 1 = kowiki-20k (docs/benchmarks.md §3, default), "
+                        "5 = all 100,000 articles (§3b)")
+    p.add_argument("--db", default=None, help="the store (default WORK/kowiki20k-lex.db, or kowiki100k-lex.db with --parts 5)")
+
+
+def kowiki_store(work: Path, parts: int) -> Path:
+    """Where the store of the first `parts` kowiki parts lives: kowiki20k-lex.db for one part."""
+    return work / f"kowiki{20 * parts}k-lex.db"
+
+
+def open_kowiki(args: argparse.Namespace):
+    """The kowiki store of docs/benchmarks.md §3 (`--db`, else by `--parts`), opened and
+    warmed up, and its path; exits saying how to build it when it is absent."""
     from jisik.app import Jisik
 
-    db = Path(args.db or Path(args.work) / "kowiki20k-lex.db")
+    db = Path(args.db) if args.db else kowiki_store(Path(args.work), args.parts)
     if not db.exists():
-        sys.exit(f"{db} not found: build it first with "
-                 f"`jisik ingest {Path(args.work) / 'kowiki-1part-plus-korquad.jsonl'} --db {db} --encoder none` "
-                 "(docs/benchmarks.md §3)")
+        corpus = Path(args.work) / f"kowiki-{args.parts}part-plus-korquad.jsonl"
+        sys.exit(f"{db} not found: build it first with `python bench/retrieval.py --setting kowiki "
+                 f"--parts {args.parts}`, or `jisik ingest {corpus} --db {db} --encoder none` "
+                 "once that file exists (docs/benchmarks.md §3)")
     app = Jisik.open(db, create=False)
     app.warm_up()
     return app, db

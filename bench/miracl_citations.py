@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 
-from common import REPO, data_dir, open_kowiki20k, parser
+from common import REPO, data_dir, add_kowiki_args, open_kowiki, parser
 
 sys.path.insert(0, str(REPO))
 
@@ -38,11 +38,11 @@ CITING_DECLINES = {POLAR: "yes_no", DEFINITION: "definition"}
 
 def main() -> None:
     ap = parser(__doc__.split("\n")[0])
-    ap.add_argument("--db", default=None, help="the kowiki-20k store (default WORK/kowiki20k-lex.db)")
+    add_kowiki_args(ap)
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     data = data_dir(args)
-    app, db = open_kowiki20k(args)
+    app, db = open_kowiki(args)
     present = set(app.store.doc_ids())
     questions = []
     with open(data / "miracl_ko" / "questions.jsonl", encoding="utf-8") as f:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 
-from common import REPO, data_dir, open_kowiki20k, parser
+from common import REPO, data_dir, add_kowiki_args, open_kowiki, parser
 
 sys.path.insert(0, str(REPO))
 
@@ -74,12 +74,12 @@ def summarise(rows: list[dict], threshold: float) -> dict:
 
 def main() -> None:
     ap = parser(__doc__.split("\n")[0])
-    ap.add_argument("--db", default=None, help="the kowiki-20k store (default WORK/kowiki20k-lex.db)")
+    add_kowiki_args(ap)
     ap.add_argument("--judged", default=str(JUDGED))
     ap.add_argument("--unjudged", default=None, help="write the span answers without a judgement here (TSV)")
     args = ap.parse_args()
     data = data_dir(args)
-    app, db = open_kowiki20k(args)
+    app, db = open_kowiki(args)
     rows = real_user_answers(app, data, args.judged)
     if args.unjudged:
         with open(args.unjudged, "w", encoding="utf-8") as w:

@@ -7,10 +7,12 @@ Baselines, on the same passages and the same BM25 code, differing only in tokeni
 
 Settings:
   korquad  corpus = korquad passages + nomiracl passages; KorQuAD dev questions; by gold_id
-  kowiki   corpus = kowiki part 0 + every KorQuAD title; KorQuAD questions; answer-string recall
+  kowiki   corpus = kowiki part 0 (--parts N: the first N of the 5 parts) + every KorQuAD
+           title; KorQuAD questions; answer-string recall
   miracl   same corpus; MIRACL-ko train questions; page nDCG@10 and recall@100
 
   python bench/retrieval.py --setting korquad [--limit N] [--no-spaces]
+  python bench/retrieval.py --setting miracl --parts 5    # all 100,000 kowiki articles
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import data_dir, kowiki_subset, parser  # noqa: E402
+from common import add_kowiki_args, data_dir, kowiki_store, kowiki_subset, parser  # noqa: E402
 
 from jisik.app import Jisik  # noqa: E402
 from jisik.documents import Hit  # noqa: E402
@@ -95,6 +97,7 @@ def main() -> None:
     p.add_argument("--encoder", default=None, choices=["use", "none"],
                    help="default: use for korquad; none for the kowiki corpus (USE would take hours to ingest it)")
     p.add_argument("--out", default=None, help="write the JSON result here too")
+    add_kowiki_args(p)
     args = p.parse_args()
     data = data_dir(args)
     work = Path(args.work)
@@ -105,8 +108,8 @@ def main() -> None:
         db = work / "korquad.db"
         questions = read_jsonl(data / "korquad" / "questions.jsonl", args.limit)
     else:
-        corpus = [kowiki_subset(data, work)]
-        db = work / "kowiki20k-lex.db"
+        corpus = [kowiki_subset(data, work, args.parts)]
+        db = kowiki_store(work, args.parts)
         qfile = data / ("korquad/questions.jsonl" if args.setting == "kowiki" else "miracl_ko/questions.jsonl")
         questions = read_jsonl(qfile, args.limit)
     if args.setting == "kowiki":
@@ -116,6 +119,8 @@ def main() -> None:
                                else "whitespace,bigram,lexical,fused,hybrid")
     if encoder == "none":
         db = db.with_name(db.stem.removesuffix("-lex") + "-lex.db")
+    if args.db:
+        db = Path(args.db)
     app = Jisik.open(db, encoder=encoder)
     t = time.perf_counter()
     ingest = build(app, corpus)
