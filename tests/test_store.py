@@ -113,3 +113,22 @@ def test_reading_window_keeps_document_offsets():
     w = read_window(hit, ["한라산"], width=400)
     assert "한라산" in w.text and len(w.text) <= 400
     assert text[w.start - 10:w.end - 10] == w.text
+
+
+def test_id_lists_longer_than_sqlites_parameter_limit_are_sent_in_parts(app, monkeypatch):
+    """A 100k-article store has 340k passages; one `IN (...)` with all of them fails."""
+    import sqlite3
+
+    import jisik.store.sqlite as sqlite_store
+
+    app.ingest_documents([doc(f"d{i}", f"{i}번 문서는 시험용 문장이다.") for i in range(12)])
+    store = app.store
+    store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+    monkeypatch.setattr(sqlite_store, "PARAMETER_CHUNK", 4)
+    passage_ids = [int(r[0]) for r in store._conn.execute("SELECT passage_id FROM passages")]
+    assert len(passage_ids) == 12
+    details = store.passage_details(passage_ids)
+    assert sorted(details) == sorted(passage_ids)
+    assert {d["id"] for d in details.values()} == {f"d{i}" for i in range(12)}
+    assert len(store.doc_keys_for([f"d{i}" for i in range(12)])) == 12
+    assert store.passage_details([]) == {} and len(store.doc_keys_for([])) == 0

@@ -306,33 +306,41 @@ class SQLiteStore:
         )
 
     def doc_keys_for(self, doc_ids: Sequence[str]) -> np.ndarray:
-        if not doc_ids:
-            return np.zeros(0, dtype=np.int64)
         keys = []
-        for start in range(0, len(doc_ids), 500):
-            part = list(doc_ids[start:start + 500])
+        for part in _parameter_chunks(list(doc_ids)):
             keys += [r[0] for r in self._conn.execute(
                 f"SELECT doc_key FROM docs WHERE doc_id IN ({','.join('?' * len(part))})", part)]
         return np.array(keys, dtype=np.int64)
 
     def passage_details(self, passage_ids: Sequence[int]) -> dict[int, dict]:
-        if not passage_ids:
-            return {}
-        ids = [int(p) for p in passage_ids]
-        rows = self._conn.execute(
-            "SELECT p.passage_id, d.doc_id, v.title, substr(v.text, p.start + 1, p.end - p.start), p.start, p.end, "
-            "v.version, v.published_at, v.url, v.version_key, d.doc_key FROM passages p "
-            "JOIN versions v USING (version_key) JOIN docs d USING (doc_key) "
-            f"WHERE p.passage_id IN ({','.join('?' * len(ids))})", ids).fetchall()
         keys = ["passage_id", "id", "title", "text", "start", "end", "version", "published_at", "url",
                 "version_key", "doc_key"]
-        return {r[0]: dict(zip(keys, r)) for r in rows}
+        details = {}
+        for part in _parameter_chunks([int(p) for p in passage_ids]):
+            for r in self._conn.execute(
+                    "SELECT p.passage_id, d.doc_id, v.title, substr(v.text, p.start + 1, p.end - p.start), "
+                    "p.start, p.end, v.version, v.published_at, v.url, v.version_key, d.doc_key FROM passages p "
+                    "JOIN versions v USING (version_key) JOIN docs d USING (doc_key) "
+                    f"WHERE p.passage_id IN ({','.join('?' * len(part))})", part):
+                details[r[0]] = dict(zip(keys, r))
+        return details
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+# Ids bound per `IN (...)` query. SQLite refuses a statement with more parameters than its
+# compile-time limit (999 before 3.32, 32766 after), and a whole 100k-article store has
+# 340k passages: every id list is sent in parts of this size.
+PARAMETER_CHUNK = 900
+
+
+def _parameter_chunks(values: list) -> Iterator[list]:
+    for start in range(0, len(values), PARAMETER_CHUNK):
+        yield values[start:start + PARAMETER_CHUNK]
 
 
 class _WriteTransaction:
