@@ -1,6 +1,6 @@
 """How often are `ask`'s answers to real users' questions right? Judged answers, kowiki-20k.
 
-    python bench/real_users.py [--db STORE] [--unjudged OUT.tsv]
+    python bench/real_users.py [--parts 5] [--db STORE] [--unjudged OUT.tsv]
 
 MIRACL-ko and Mr. TyDi-ko questions were typed by people who had not seen an answer, and
 neither set has answer strings. So we judged the answers by reading them:
@@ -10,7 +10,9 @@ test questions on the kowiki-20k store (docs/benchmarks.md §3), keyed by questi
 document and a hash of the answer. This bench asks every question again as `jisik ask
 --no-memory` does and looks each answer up. An answer that changed (a new reader, a new
 store) is counted as unjudged, and `--unjudged` writes those out to be judged, so a change
-can be measured on real users, not on a proxy.
+can be measured on real users, not on a proxy (docs/judging.md says how to judge them and
+add the judgements). `--parts 5` asks them on the kowiki-100k store (docs/benchmarks.md
+§3b), whose differing answers are judged too.
 
 Answers are read at min_confidence 0 and the shipped threshold is applied here, so one pass
 gives both what users get and what the abstention declines. Reported per set (MIRACL-ko
