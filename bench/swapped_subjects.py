@@ -38,11 +38,14 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--models", default=str(MODEL_DIR), help="reader model folder (default: the shipped one)")
     ap.add_argument("--cache", default="/tmp/jisik_reader_cache")
+    ap.add_argument("--swap", choices=["near", "same-kind"], default="near",
+                    help="the new name: near by USE (as the reader was trained) or of the same kind, by the "
+                         "noun each kowiki article's first sentence predicates")
     args = ap.parse_args()
     data = data_dir(args)
     st = tr.load_setting(data, Path(args.cache))
     train_q = [q for q in st.kq_q if not is_heldout(q)]
-    neighbours = tn.EntityNeighbours(tn.swap_names(train_q, st.qmorphs, data))
+    neighbours = tn.swap_neighbours(args.swap, train_q, st.qmorphs, data, Path(args.cache))
     rng = np.random.default_rng(13)
     reader = Reader.load(args.models, kind="neural")
     pairs = []
@@ -68,7 +71,7 @@ def main() -> None:
             examples.append({"question": swapped, "original": text, "answer": a.answer,
                              "confidence": round(a.confidence, 3), "title": a.evidence.title if a.evidence else None})
     print(json.dumps({
-        "models": args.models, "heldout_swapped_questions": len(pairs),
+        "models": args.models, "swap": args.swap, "heldout_swapped_questions": len(pairs),
         "answered_swapped_pct": round(100 * float(np.mean(answered_swapped)), 1),
         "answered_original_pct": round(100 * float(np.mean(answered_original)), 1),
         "answered_swapped_examples": examples}, ensure_ascii=False, indent=2))

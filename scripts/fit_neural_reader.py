@@ -106,6 +106,49 @@ def base_layers(z) -> tuple[dict, list[dict[str, np.ndarray]]]:
     return emb, layers
 
 
+def merge_init(layers: list[dict[str, np.ndarray]], init: dict[str, np.ndarray]) -> dict:
+    """Fold a trained reader (`--init`, e.g. the shipped soup) into the frozen base: its LoRA
+    deltas are added to the matrices and its norms replace the base's. Returns its config."""
+    config = json.loads(str(init["config"]))
+    scale = config["lora_alpha"] / config["lora_rank"]
+    for ly in range(config["first_tuned_layer"], len(layers)):
+        for m in MATRICES:
+            delta = init[f"l{ly}.{m}.lora_b"].astype(np.float32) @ init[f"l{ly}.{m}.lora_a"].astype(np.float32)
+            layers[ly][f"{m}.w"] = layers[ly][f"{m}.w"] + scale * delta
+        for k in ("aln_w", "aln_b", "oln_w", "oln_b"):
+            layers[ly][k] = init[f"l{ly}.{k.replace('_', '.')}"].astype(np.float32)
+    return config
+
+
+def combined_factors(init: dict[str, np.ndarray] | None, init_config: dict | None, new: dict[str, np.ndarray],
+                     first_tuned: int, rank: int, alpha: float, n_layers: int, norms: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """The output's LoRA factors and config when training started from `--init`: per matrix,
+    the init's factors and the new ones side by side (rank r_init + r_new, scale 1), so the
+    runtime adds both deltas to the untouched base. Without `--init`, the new ones alone."""
+    if init is None:
+        return {**new, **norms}, {"first_tuned_layer": first_tuned, "lora_rank": rank, "lora_alpha": alpha}
+    r0, s0, f0 = init_config["lora_rank"], init_config["lora_alpha"] / init_config["lora_rank"], init_config["first_tuned_layer"]
+    r, s = r0 + rank, alpha / rank
+    out = {}
+    for ly in range(min(f0, first_tuned), n_layers):
+        for m in MATRICES:
+            parts_a, parts_b = [], []
+            for has, a_key, b_key, src, sc, rk in ((ly >= f0, f"l{ly}.{m}.lora_a", f"l{ly}.{m}.lora_b", init, s0, r0),
+                                                    (ly >= first_tuned, f"l{ly}.{m}.lora_a", f"l{ly}.{m}.lora_b", new, s, rank)):
+                if has:
+                    parts_a.append(src[a_key].astype(np.float32))
+                    parts_b.append(sc * src[b_key].astype(np.float32))
+                else:
+                    shape_a, shape_b = (init if ly >= f0 else new)[a_key].shape, (init if ly >= f0 else new)[b_key].shape
+                    parts_a.append(np.zeros((rk, shape_a[1]), np.float32))
+                    parts_b.append(np.zeros((shape_b[0], rk), np.float32))
+            out[f"l{ly}.{m}.lora_a"] = np.vstack(parts_a).astype(np.float16)
+            out[f"l{ly}.{m}.lora_b"] = np.hstack(parts_b).astype(np.float16)
+        for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
+            out[f"l{ly}.{k}"] = norms[f"l{ly}.{k}"] if ly >= first_tuned else init[f"l{ly}.{k}"]
+    return out, {"first_tuned_layer": min(f0, first_tuned), "lora_rank": r, "lora_alpha": float(r)}
+
+
 def build_model(torch, emb, layers, args):
     F = torch.nn.functional
     H, nh, eps = emb["H"], emb["heads"], emb["eps"]
@@ -306,6 +349,9 @@ def main() -> None:
     ap.add_argument("--cloze-groups", type=int, default=32, help="question groups per batch in the cloze phase")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--tag", default="", help="a name for this run in the summary line")
+    ap.add_argument("--init", help="start from this trained neural_reader.npz (the shipped soup, say): its deltas join "
+                                   "the frozen base, its head is the starting head, and the output holds its deltas "
+                                   "and the new ones")
     args = ap.parse_args()
 
     import torch
@@ -322,8 +368,14 @@ def main() -> None:
     pack_meta = json.loads(str(z["meta"]))
     data = Data(z, args.eval_sentences)  # what the scoring reads
     emb, layers = base_layers(z)
+    init = dict(np.load(args.init)) if args.init else None
+    init_config = merge_init(layers, init) if init else None
     pad = emb["pad"]
     model = build_model(torch, emb, layers, args).to(device)
+    if init:
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(init["head.w"].astype(np.float32)))
+            model.head.bias.copy_(torch.from_numpy(init["head.b"].astype(np.float32)))
     K = args.sentences
     data_train = data.with_sentences(K)
     weight_of = {ANSWERABLE: 1.0, ARTICLE_REMOVED: args.removed_weight, SWAPPED: args.swapped_weight}
@@ -397,20 +449,23 @@ def main() -> None:
     res = evaluate(torch, model, data, args.eval_sentences, pad, device, args)
 
     L0 = args.first_tuned
-    config = {"first_tuned_layer": L0, "lora_rank": args.rank, "lora_alpha": args.alpha, "title_prefix": True,
+    new = {}
+    for ly in range(L0, len(layers)):
+        for m in MATRICES:
+            new[f"l{ly}.{m}.lora_a"] = model.lora[f"l{ly}_{m}_a"].detach().cpu().numpy().astype(np.float16)
+            new[f"l{ly}.{m}.lora_b"] = model.lora[f"l{ly}_{m}_b"].detach().cpu().numpy().astype(np.float16)
+    norms = {f"l{ly}.{k}": model.norms[f"l{ly}_{k.replace('.', '_')}"].detach().cpu().numpy()
+             for ly in range(L0, len(layers)) for k in ("aln.w", "aln.b", "oln.w", "oln.b")}
+    factors, shape = combined_factors(init, init_config, new, L0, args.rank, args.alpha, len(layers), norms)
+    config = {**shape, "title_prefix": True,
               "objective": "shared-normalisation span softmax over the question's sentences + answerable BCE on <s>"
                            " (article-removed and subject-swapped groups as extra negatives)",
               "trained_on": f"{sum(data.kind[g] == ANSWERABLE for g in train)} KorQuAD dev questions outside "
                             "jisik.splits held-out" + (" and the validation articles" if args.holdout_val else ""),
               **{k: getattr(args, k) for k in ("sentences", "answerable_weight", "removed_weight", "swapped_weight", "dropout", "epochs",
-                                               "cloze_epochs", "lr", "groups", "seed")}}
-    out = {"config": json.dumps(config)}
-    for ly in range(L0, len(layers)):
-        for m in MATRICES:
-            out[f"l{ly}.{m}.lora_a"] = model.lora[f"l{ly}_{m}_a"].detach().cpu().numpy().astype(np.float16)
-            out[f"l{ly}.{m}.lora_b"] = model.lora[f"l{ly}_{m}_b"].detach().cpu().numpy().astype(np.float16)
-        for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
-            out[f"l{ly}.{k}"] = model.norms[f"l{ly}_{k.replace('.', '_')}"].detach().cpu().numpy()
+                                               "cloze_epochs", "lr", "groups", "seed")},
+              **({"init": init_config, "tuned_from_init": {"first_tuned_layer": L0, "lora_rank": args.rank}} if init else {})}
+    out = {"config": json.dumps(config), **factors}
     out["head.w"] = model.head.weight.detach().cpu().numpy()
     out["head.b"] = model.head.bias.detach().cpu().numpy()
     dest = Path(args.out) / MODEL_FILE
@@ -418,7 +473,7 @@ def main() -> None:
     np.savez_compressed(dest, **out)
     print(json.dumps({"tag": args.tag, **res, "train_s": round(train_s), "total_s": round(time.time() - t_start), "steps": steps,
                       "size_mb": round(dest.stat().st_size / 1e6, 2),
-                      **{k: config[k] for k in ("first_tuned_layer", "lora_rank")}, **{k: config[k] for k in (
+                      "first_tuned_layer": L0, "lora_rank": args.rank, "init": args.init, **{k: config[k] for k in (
                           "sentences", "removed_weight", "swapped_weight", "dropout", "epochs", "cloze_epochs", "lr")}}), flush=True)
 
 

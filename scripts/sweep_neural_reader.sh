@@ -48,7 +48,7 @@ case $round in
   fit full-all-r16-cloze1 $ALL --removed-weight 0 --cloze-epochs 1 &
   ;;
 4)
-  # subject-swapped negatives (a pack built with --cloze 40000 --swap): two soup-member recipes
+  # subject-swapped negatives (a pack built with --cloze 40000 --swap near): two soup-member recipes
   val swap-cloze1 --cloze-epochs 1 --swapped-weight 1 &
   fit full-swap-cloze1 --cloze-epochs 1 --swapped-weight 1 &
   val all-r32-e4-aw1-swap $ALL --rank 32 --epochs 4 --answerable-weight 1.0 --swapped-weight 1 &

@@ -25,13 +25,14 @@ Examples, one group of `--sentences` sentences per question, each read as
   validation titles skipped): two sentences of one article share a date, a counted number
   or a quoted title and two more words; the first becomes a question (`… 몇 년 …나?`), the
   other, with the 4 sentences of the article that share most words with it, is the group;
-- kind 4 (subject swapped, `--swap`): the answerable group's sentences with a question
+- kind 4 (subject swapped, `--swap near|same-kind`): the answerable group's sentences with a question
   whose proper noun, one the passage names, is replaced by a *similar* one the sentences
   never name (`오세훈이 … 도전한 년도는?` -> `박원순이 …`): nothing in them answers it. Real
   users' questions fail this way when the corpus lacks the asked entity and the reader
   answers from a passage about a neighbour (docs/reader.md, "Real users' questions").
-  Similar = nearest by the multilingual USE among the training questions' proper nouns
-  and kowiki titles.
+  Similar = `near`: nearest by the multilingual USE among the training questions' proper
+  nouns and kowiki titles (the shipped reader's pack); `same-kind`: a kowiki title whose
+  first sentence predicates the same noun (국가 for 국가; `SameKindNames`).
 Answer positions are every occurrence of the answer string in a sentence (the gold
 occurrence first in the gold sentence).
 """
@@ -224,7 +225,79 @@ class EntityNeighbours:
         return ok[int(rng.integers(len(ok)))] if ok else None
 
 
-def swap_subject(neighbours: EntityNeighbours, question: str, morphs, gold_text: str, answer: str,
+# Predicate nouns too general to say what kind of thing an article is about.
+GENERIC_KINDS = {"일종", "총칭", "하나", "분야", "말", "것", "용어", "이름", "약자", "줄임말", "약칭", "명칭", "목록", "개념", "뜻", "수"}
+
+
+def entity_kinds(data: Path, cache: Path, chars: int = 160) -> dict[str, str]:
+    """Each kowiki title's kind: the noun its first sentence predicates (`우크라이나는 동유럽
+    국가다` -> 국가, `노무현은 대한민국의 제16대 대통령이다` -> 대통령), the last noun before the
+    first copula. Titles without one, or with a kind in GENERIC_KINDS, are left out. Cached
+    (Kiwi over the openings of 100k articles takes ~3 min)."""
+    path = cache / "entity_kinds.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    from jisik.korean import get_analyzer
+
+    analyzer = get_analyzer("kiwi")
+    titles, openings = [], []
+    for part in sorted((data / "kowiki").glob("kowiki-2022-*.jsonl.gz")):
+        with gzip.open(part, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                a = json.loads(line)
+                titles.append(a.get("title", ""))
+                openings.append(normalize(a.get("text", "")[:chars]))
+    kinds = {}
+    for start in range(0, len(titles), 2000):
+        for title, morphs in zip(titles[start:start + 2000], analyzer.morphemes_batch(openings[start:start + 2000])):
+            prev = None
+            for m in morphs:
+                if m.tag == "SF":
+                    break
+                if m.tag == "VCP" and prev is not None and prev.tag in ("NNG", "NNP"):
+                    if prev.form not in GENERIC_KINDS and title:
+                        kinds.setdefault(title, prev.form)
+                    break
+                prev = m
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(kinds, ensure_ascii=False), encoding="utf-8")
+    return kinds
+
+
+class SameKindNames:
+    """Names to swap in of the same kind as the one swapped out (a country for a country, a
+    president for a president), by `entity_kinds`: the swap real users' questions fail on
+    (`뉴질랜드` -> `바누아투`), where USE's nearest names are mostly near in spelling. A name
+    is known when it is a kowiki title (a `(…)` qualifier dropped)."""
+
+    def __init__(self, kinds: dict[str, str], min_members: int = 5) -> None:
+        self.kind_of: dict[str, str] = {}
+        members: dict[str, list[str]] = {}
+        for title, kind in kinds.items():
+            name = re.sub(r"\s*\(.*?\)\s*", "", title).strip()
+            key = squash(name)
+            if len(name) < 2 or key in self.kind_of:
+                continue
+            self.kind_of[key] = kind
+            if len(name) <= 15 and "의 " not in name and not is_heldout_title(title):  # not `미국의 정치`
+                members.setdefault(kind, []).append(name)
+        self.members = {k: v for k, v in members.items() if len(v) >= min_members}
+        self.names = sorted(n for v in self.members.values() for n in v)
+
+    def replacement(self, name: str, forbidden_text: str, rng: np.random.Generator, tries: int = 50) -> str | None:
+        """A random name of `name`'s kind that neither contains nor is contained in `name` and
+        never occurs in `forbidden_text` (squashed); None for a name of unknown kind."""
+        key = squash(name)
+        pool = self.members.get(self.kind_of.get(key, ""), [])
+        for _ in range(tries if pool else 0):
+            cand = pool[int(rng.integers(len(pool)))]
+            c = squash(cand)
+            if key not in c and c not in key and c not in forbidden_text:
+                return cand
+        return None
+
+
+def swap_subject(neighbours: EntityNeighbours | SameKindNames, question: str, morphs, gold_text: str, answer: str,
                  forbidden_text: str, rng: np.random.Generator) -> tuple[str, str] | None:
     """`question` about another entity, and that entity's name: the question's longest proper
     noun that `gold_text` (the gold passage and its title) names, and that is no part of
@@ -235,9 +308,11 @@ def swap_subject(neighbours: EntityNeighbours, question: str, morphs, gold_text:
                 if squash(question[a:b]) in gold and squash(question[a:b]) not in gold_answer]
     if not mentions:
         return None
-    span = max(mentions, key=lambda m: m[1] - m[0])
-    new = neighbours.replacement(question[span[0]:span[1]], squash(forbidden_text), rng)
-    return (swap_mention(question, span, new), new) if new else None
+    for span in sorted(mentions, key=lambda m: m[0] - m[1]):
+        new = neighbours.replacement(question[span[0]:span[1]], squash(forbidden_text), rng)
+        if new:
+            return swap_mention(question, span, new), new
+    return None
 
 
 def swap_names(train_q, qmorphs, data: Path, limit: int = 20000) -> list[str]:
@@ -255,6 +330,15 @@ def swap_names(train_q, qmorphs, data: Path, limit: int = 20000) -> list[str]:
             if 2 <= len(title) <= 15 and "(" not in title and not is_heldout_title(title):
                 names.add(title)
     return sorted(names)
+
+
+def swap_neighbours(how: str | None, train_q, qmorphs, data: Path, cache: Path) -> EntityNeighbours | SameKindNames | None:
+    """The names a swap draws from: `near` by USE (the shipped reader's training) or `same-kind`."""
+    if how == "near":
+        return EntityNeighbours(swap_names(train_q, qmorphs, data))
+    if how == "same-kind":
+        return SameKindNames(entity_kinds(data, cache))
+    return None
 
 
 def log(*a):
@@ -340,7 +424,7 @@ def read_group(weights, qtok, hits, infos, chosen, answer: str | None, gold=None
     return rows
 
 
-def add_swapped(pack: Pack, neighbours: EntityNeighbours, weights, question: str, morphs, q, hits, infos, chosen,
+def add_swapped(pack: Pack, neighbours: EntityNeighbours | SameKindNames, weights, question: str, morphs, q, hits, infos, chosen,
                 val: bool, rng: np.random.Generator) -> int:
     """The answerable group's sentences under a question about an entity that none of the
     passages read names (kind 4, `swap_subject`). 1 if a group was added, else 0."""
@@ -380,7 +464,9 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=8, help="sentences per group (the fit can use fewer)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many questions (smoke runs)")
     ap.add_argument("--cloze", type=int, default=0, help="also this many cloze groups from kowiki (kind 3)")
-    ap.add_argument("--swap", action="store_true", help="also a subject-swapped group per question where one can be made (kind 4)")
+    ap.add_argument("--swap", choices=["near", "same-kind"],
+                    help="also a subject-swapped group per question where one can be made (kind 4), the new name "
+                         "near by USE or of the same kind (`SameKindNames`)")
     ap.add_argument("--cloze-parts", default="00,01,02,03,04", help="which kowiki-2022-NN.jsonl.gz parts to read")
     args = ap.parse_args()
 
@@ -398,7 +484,7 @@ def main() -> None:
     K = args.sentences
     pack = Pack()
     t0 = time.time()
-    neighbours = EntityNeighbours(swap_names(train_q, qmorphs, Path(args.data))) if args.swap else None
+    neighbours = swap_neighbours(args.swap, train_q, qmorphs, Path(args.data), Path(args.cache))
     if neighbours:
         log(f"{len(neighbours.names)} names to swap in, embedded in {time.time() - t0:.0f}s")
     rng = np.random.default_rng(13)

@@ -74,3 +74,19 @@ def test_pack_fit_and_runtime_agree(tmp_path):
         assert good.answerable > bad.answerable
         (about_another,) = model.spans(model.forward(model.question_tokens(swapped), [sent], ["문서"]))
         assert about_another[0].answerable < good.answerable  # the sentence does not answer for 나래시 / 누리 리그
+
+    # --init: start from that model. With a learning rate of 0 nothing new is learnt, so the
+    # output (its deltas beside new zero ones, rank 4 + 2 from layer 8 up) must read exactly as it does
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fit_neural_reader.py"), "--pack", str(tmp_path / "pack.npz"),
+         "--out", str(tmp_path / "again"), "--init", str(tmp_path / "model" / "neural_reader.npz"),
+         "--first-tuned", "8", "--rank", "2", "--epochs", "1", "--lr", "0", "--groups", "2", "--sentences", "2",
+         "--eval-sentences", "2", "--swapped-weight", "1"],
+        capture_output=True, text=True, check=True)
+    again = SpanModel.load(tmp_path / "again")
+    assert (again.first_tuned, again.config["lora_rank"], again.config["init"]["lora_rank"]) == (8, 6, 4)
+    q, sent, _, other, _ = CASES[0]
+    before = model.forward(model.question_tokens(q), [sent, other], ["문서", "문서"])
+    after = again.forward(again.question_tokens(q), [sent, other], ["문서", "문서"])
+    for x, y in ((before.start, after.start), (before.end, after.end), (before.answerable, after.answerable)):
+        np.testing.assert_allclose(x, y, atol=2e-2)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from train_neural_reader import cloze_answers, cloze_examples, cloze_question, entity_mentions, swap_mention  # noqa: E402
+from train_neural_reader import (  # noqa: E402
+    SameKindNames, cloze_answers, cloze_examples, cloze_question, entity_kinds, entity_mentions, swap_mention, swap_subject)
 
 from jisik.korean import get_analyzer  # noqa: E402
 
@@ -56,3 +61,36 @@ def test_swap_fits_the_particle_to_the_new_name():
     assert swap_mention(q, (0, 3), "권율") == "권율이 이긴 해는? 권율의 나이는?"  # every occurrence
     assert swap_mention(q, (0, 3), "유비") == "유비가 이긴 해는? 유비의 나이는?"  # 이 -> 가
     assert swap_mention("서울을 지나는 강은?", (0, 2), "파리") == "파리를 지나는 강은?"  # 을 -> 를
+
+
+ARTICLES = [  # title, opening: what kind of thing each is
+    ("카르디아", "카르디아는 동쪽 바다에 있는 섬나라이다. 수도는 가람시이다."),
+    ("벨로니아", "벨로니아(Belonia)는 남쪽 바다의 섬나라다."),
+    ("타미르 (섬)", "타미르는 서쪽 바다에 있는 작은 섬나라이다."),
+    ("박서준", "박서준은 한빛 리그의 야구 선수이다."),
+    ("은빛강", "은빛강은 하천의 일종이다."),  # too general a kind: left out
+    ("누리", "누리는 북부 지방의 옛 이름으로 쓰였다."),  # no copula in the first sentence
+]
+
+
+def test_entity_kinds_and_same_kind_swaps(tmp_path):
+    (tmp_path / "kowiki").mkdir()
+    with gzip.open(tmp_path / "kowiki" / "kowiki-2022-00.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for n, (title, text) in enumerate(ARTICLES):
+            fh.write(json.dumps({"id": str(n), "title": title, "text": text}, ensure_ascii=False) + "\n")
+    kinds = entity_kinds(tmp_path, tmp_path / "cache")
+    assert kinds == {"카르디아": "섬나라", "벨로니아": "섬나라", "타미르 (섬)": "섬나라", "박서준": "선수"}
+    assert entity_kinds(tmp_path, tmp_path / "cache") == kinds  # cached
+
+    names = SameKindNames(kinds, min_members=2)
+    rng = np.random.default_rng(0)
+    assert {names.replacement("카르디아", "", rng) for _ in range(20)} == {"벨로니아", "타미르"}  # `(섬)` dropped
+    assert names.replacement("카르디아", "벨로니아타미르", rng) is None  # both named where the swap must not be
+    assert names.replacement("박서준", "", rng) is None  # the only 선수: no kind to draw from
+    assert names.replacement("은빛강", "", rng) is None
+
+    q = "카르디아의 수도 Garamton에 있는 다리는?"
+    swapped, new = swap_subject(names, q, get_analyzer().morphemes(q), "카르디아: Garamton에는 다리가 많다", "은빛다리",
+                                q + " 타미르", rng)
+    # the longer name, Garamton, has no kind to draw from: 카르디아 is swapped, for the one island nation not named
+    assert (swapped, new) == ("벨로니아의 수도 Garamton에 있는 다리는?", "벨로니아")
