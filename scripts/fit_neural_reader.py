@@ -23,6 +23,8 @@ every layer from `--first-tuned` up, those layers' norms, and a 3-way head (star
 - answerable: a logistic output per sentence, 1 where the sentence holds the answer;
   article-removed groups count `--removed-weight` as much, subject-swapped groups (the
   question about a similar entity the sentences never name) `--swapped-weight`.
+`--init MODEL` starts from a trained reader (the shipped soup, say) instead of the base
+encoder: its deltas join the frozen weights, and the output carries them beside the new ones.
 `--cloze-epochs E` first trains E epochs with the same losses on the pack's kowiki cloze
 groups (fresh optimiser and schedule), then on KorQuAD as above.
 With `--holdout-val` the validation articles' groups are left out and scored after training
