@@ -134,18 +134,18 @@ def combined_factors(init: dict[str, np.ndarray] | None, init_config: dict | Non
     out = {}
     for ly in range(min(f0, first_tuned), n_layers):
         for m in MATRICES:
-            parts_a, parts_b = [], []
-            for has, a_key, b_key, src, sc, rk in ((ly >= f0, f"l{ly}.{m}.lora_a", f"l{ly}.{m}.lora_b", init, s0, r0),
-                                                    (ly >= first_tuned, f"l{ly}.{m}.lora_a", f"l{ly}.{m}.lora_b", new, s, rank)):
-                if has:
-                    parts_a.append(src[a_key].astype(np.float32))
-                    parts_b.append(sc * src[b_key].astype(np.float32))
-                else:
-                    shape_a, shape_b = (init if ly >= f0 else new)[a_key].shape, (init if ly >= f0 else new)[b_key].shape
-                    parts_a.append(np.zeros((rk, shape_a[1]), np.float32))
-                    parts_b.append(np.zeros((shape_b[0], rk), np.float32))
-            out[f"l{ly}.{m}.lora_a"] = np.vstack(parts_a).astype(np.float16)
-            out[f"l{ly}.{m}.lora_b"] = np.hstack(parts_b).astype(np.float16)
+            a_key, b_key = f"l{ly}.{m}.lora_a", f"l{ly}.{m}.lora_b"
+            ref = init if ly >= f0 else new
+            in_dim, out_dim = ref[a_key].shape[1], ref[b_key].shape[0]
+
+            def side(src: dict, present: bool, scale: float, rk: int) -> tuple[np.ndarray, np.ndarray]:
+                if not present:  # this side has no delta on this layer
+                    return np.zeros((rk, in_dim), np.float32), np.zeros((out_dim, rk), np.float32)
+                return src[a_key].astype(np.float32), scale * src[b_key].astype(np.float32)
+
+            (a0, b0), (a1, b1) = side(init, ly >= f0, s0, r0), side(new, ly >= first_tuned, s, rank)
+            out[a_key] = np.vstack([a0, a1]).astype(np.float16)
+            out[b_key] = np.hstack([b0, b1]).astype(np.float16)
         for k in ("aln.w", "aln.b", "oln.w", "oln.b"):
             out[f"l{ly}.{k}"] = norms[f"l{ly}.{k}"] if ly >= first_tuned else init[f"l{ly}.{k}"]
     return out, {"first_tuned_layer": min(f0, first_tuned), "lora_rank": r, "lora_alpha": float(r)}

@@ -486,7 +486,7 @@ def main() -> None:
     t0 = time.time()
     neighbours = swap_neighbours(args.swap, train_q, qmorphs, Path(args.data), Path(args.cache))
     if neighbours:
-        log(f"{len(neighbours.names)} names to swap in, embedded in {time.time() - t0:.0f}s")
+        log(f"{len(neighbours.names)} names to swap in, ready in {time.time() - t0:.0f}s")
     rng = np.random.default_rng(13)
     missed = swapped = 0
     for n, q in enumerate(train_q):
