@@ -71,6 +71,9 @@ SPANS_PER_SENTENCE = 3  # candidate spans the neural reader takes from each sent
 SPAN_TREE_FILE = "reader_span.lgb.txt"
 # Morphemes that end a phrase but never an answer: particles, endings, the copula, punctuation.
 _TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
+_PREDICATE_STEMS = {"VV", "VA", "VX", "XSV", "XSA"}
+# an opening quote or title bracket and the one that closes it
+QUOTE_PAIRS = {"《": "》", "「": "」", "『": "』", "〈": "〉", "<": ">", '"': '"', "'": "'", "‘": "’", "“": "”"}
 
 
 # --------------------------------------------------------------------------- results
@@ -678,15 +681,30 @@ def with_era(p: PassageInfo, si: int, start: int) -> int:
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
-    """Cut what a subword span drags along past the answer: trailing particles, endings,
-    the copula and punctuation (by Kiwi's morphemes), and surrounding spaces."""
+    """Cut what a subword span drags along around the answer: particles before it, trailing
+    particles, endings, the copula and punctuation after it (by Kiwi's morphemes), and
+    surrounding spaces. Two endings stay: a nominalising one after a verb or adjective stem
+    makes the noun that is the answer (`깜빡임`, `길 찾기`), and a quoted title is the answer
+    whole (`《우리에게 내일은 없다》` -> `우리에게 내일은 없다`, not `… 없`)."""
     text = p.text
+    morphs = p.sentences[si].morphs
     while start < end and text[start].isspace():
         start += 1
-    for m in reversed(p.sentences[si].morphs):
+    close = QUOTE_PAIRS.get(text[start - 1]) if start > 0 else None
+    if close and start < (c := text.find(close, start, end + 1)) <= end:
+        return start, c
+    for m in morphs:  # `씨네21의 주성철`: `의 주성철` -> `주성철`
+        if m.start == start > 0 and m.end < end and m.tag.startswith("J") and not text[start - 1].isspace():
+            start = m.end
+            while start < end and text[start].isspace():
+                start += 1
+    for i in range(len(morphs) - 1, -1, -1):
+        m = morphs[i]
         if m.end <= start or m.start >= end:
             continue
         if m.start <= start or not m.tag.startswith(_TRAILING_TAGS):
+            break
+        if m.tag == "ETN" and i > 0 and morphs[i - 1].tag in _PREDICATE_STEMS:
             break
         end = m.start
     while end > start and (text[end - 1].isspace() or text[end - 1] in ",.;:"):

@@ -338,6 +338,15 @@ def test_neural_reader_is_the_default():
     ("가람시 시청은 1987년 3월 14일에 문을 열었다.", " 1987년 3월 14일에", "1987년 3월 14일"),
     ("가람 대교는 박소라가 설계하였다.", "박소라가", "박소라"),
     ("가람시에는 초등학교 27개가 있다.", "27개", "27개"),
+    # a nominalising ending makes the noun: kept
+    ("실험에서 두 신호 사이의 깜빡임이 관찰되었다.", "깜빡임이", "깜빡임"),
+    ("그 대회의 과제는 냄새로 길 찾기였다.", "길 찾기였다.", "길 찾기"),
+    # a quoted title is kept whole, its final ending included
+    ("그는 독립영화 《내일은 비가 온다》로 데뷔하였다.", "내일은 비가 온다", "내일은 비가 온다"),
+    ("그녀의 첫 장편 <바다는 늘 그 자리에 있다>는 큰 상을 받았다.", "바다는 늘 그 자리에 있다>는", "바다는 늘 그 자리에 있다"),
+    # a particle the span starts with belongs to the word before it
+    ("이 평은 가람일보의 한서진 기자가 썼다.", "의 한서진", "한서진"),
+    ("연구진은 뇌의 내후각피질을 관찰했다.", "내후각피질을", "내후각피질"),
 ])
 def test_trim_span_cuts_particles_and_punctuation(sentence, raw, expected):
     reader = Reader.load(kind="features")
