@@ -74,6 +74,7 @@ _TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
 _PREDICATE_STEMS = {"VV", "VA", "VX", "XSV", "XSA"}
 # an opening quote or title bracket and the one that closes it
 QUOTE_PAIRS = {"《": "》", "「": "」", "『": "』", "〈": "〉", "<": ">", '"': '"', "'": "'", "‘": "’", "“": "”"}
+BRACKET_PAIRS = {**QUOTE_PAIRS, "(": ")", "[": "]"}
 
 
 # --------------------------------------------------------------------------- results
@@ -681,15 +682,18 @@ def with_era(p: PassageInfo, si: int, start: int) -> int:
 
 
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
-    """Cut what a subword span drags along around the answer: particles before it, trailing
-    particles, endings, the copula and punctuation after it (by Kiwi's morphemes), and
-    surrounding spaces. Two endings stay: a nominalising one after a verb or adjective stem
-    makes the noun that is the answer (`깜빡임`, `길 찾기`), and a quoted title is the answer
-    whole (`《우리에게 내일은 없다》` -> `우리에게 내일은 없다`, not `… 없`)."""
+    """Cut what a subword span drags along around the answer: surrounding spaces, an opening
+    bracket it does not close, a particle before it, and trailing particles, endings, the
+    copula and punctuation after it (by Kiwi's morphemes). Two endings stay: a nominalising
+    one after a verb or adjective stem makes the noun that is the answer (`깜빡임`, `길
+    찾기`), and a quoted title is the answer whole (`《우리에게 내일은 없다》` -> `우리에게
+    내일은 없다`, not `… 없`)."""
     text = p.text
     morphs = p.sentences[si].morphs
     while start < end and text[start].isspace():
         start += 1
+    if start < end and (close := BRACKET_PAIRS.get(text[start])) and close not in text[start + 1:end]:
+        start += 1  # `(1569년` -> `1569년`
     close = QUOTE_PAIRS.get(text[start - 1]) if start > 0 else None
     if close and start < (c := text.find(close, start, end + 1)) <= end:
         return start, c

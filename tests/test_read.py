@@ -347,6 +347,7 @@ def test_neural_reader_is_the_default():
     # a particle the span starts with belongs to the word before it
     ("이 평은 가람일보의 한서진 기자가 썼다.", "의 한서진", "한서진"),
     ("연구진은 뇌의 내후각피질을 관찰했다.", "내후각피질을", "내후각피질"),
+    ("가람성은 그해 봄(1569년, 가람 12년)에 무너졌다.", "(1569년,", "1569년"),
 ])
 def test_trim_span_cuts_particles_and_punctuation(sentence, raw, expected):
     reader = Reader.load(kind="features")
