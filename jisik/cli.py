@@ -295,8 +295,12 @@ def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as
     """Ingest into a fresh (or the given) store and report recall, MRR, nDCG and latency."""
     from .eval import evaluate_retrieval
 
-    result = evaluate_retrieval(passages, questions, db=db, limit=limit, modes=modes.split(","),
-                                no_spaces=no_spaces, encoder=encoder)
+    emit_result(evaluate_retrieval(passages, questions, db=db, limit=limit, modes=modes.split(","),
+                                   no_spaces=no_spaces, encoder=encoder), as_json)
+
+
+def emit_result(result: dict, as_json: bool) -> None:
+    """An eval result: indented for reading, or one line with --json."""
     if as_json:
         emit(result)
     else:
@@ -313,13 +317,14 @@ def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as
 @click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
 @min_confidence_option
 @db_option
-def eval_qa(passages, questions, split, limit, encoder, min_confidence, db):
+@json_option
+def eval_qa(passages, questions, split, limit, encoder, min_confidence, db, as_json):
     """EM/F1 (KorQuAD 1.0 definitions), evidence-contains-gold and latency of `ask`."""
     from .eval import evaluate_qa
 
     with reporting_input_errors():
-        emit(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
-                         min_confidence=min_confidence))
+        emit_result(evaluate_qa(passages, questions, db=db, limit=limit, split=split, encoder=encoder,
+                                min_confidence=min_confidence), as_json)
 
 
 @eval_group.command(name="abstain")
@@ -330,13 +335,14 @@ def eval_qa(passages, questions, split, limit, encoder, min_confidence, db):
 @click.option("--encoder", type=click.Choice(["use", "e5", "none"]), default=None)
 @min_confidence_option
 @db_option
-def eval_abstain(passages, questions, limit, encoder, min_confidence, db):
+@json_option
+def eval_abstain(passages, questions, limit, encoder, min_confidence, db, as_json):
     """Hallucination rate (answered when no candidate answers) and error rate (declined when one does)."""
     from .eval import evaluate_abstention
 
     with reporting_input_errors():
-        emit(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
-                                 min_confidence=min_confidence))
+        emit_result(evaluate_abstention(passages, questions, db=db, limit=limit, encoder=encoder,
+                                        min_confidence=min_confidence), as_json)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ QUESTIONS = [
 
 
 def eval_cmd(*args):
-    return CliRunner().invoke(main, ["eval", *map(str, args)], catch_exceptions=False)
+    return CliRunner().invoke(main, ["eval", *map(str, args), "--json"], catch_exceptions=False)
 
 
 def result_of(r):
@@ -102,6 +102,11 @@ def test_eval_abstain_counts_hallucinations_and_errors(tmp_path):
     out = result_of(eval_cmd("abstain", "--passages", SAMPLE / "docs.jsonl", "--questions", questions,
                              "--min-confidence", "0"))
     assert out["hallucination_rate"] == 1.0 and out["error_rate"] == 0.0
+    # without --json, the same result indented for reading
+    r = CliRunner().invoke(main, ["eval", "abstain", "--passages", str(SAMPLE / "docs.jsonl"), "--questions",
+                                  str(questions), "--min-confidence", "0"], catch_exceptions=False)
+    assert r.exit_code == 0 and r.stdout.count("\n") > 5
+    assert json.loads(r.stdout)["hallucination_rate"] == 1.0
 
 
 def test_eval_abstain_rejects_a_missing_subset(tmp_path):
