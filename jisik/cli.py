@@ -33,6 +33,14 @@ def emit(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+def emit_result(result: dict, as_json: bool) -> None:
+    """An eval result: indented for reading, or one line with --json."""
+    if as_json:
+        emit(result)
+    else:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
 @contextmanager
 def reporting_input_errors():
     """Bad input (a malformed file, an unknown id) ends the command with its message, not a traceback."""
@@ -297,14 +305,6 @@ def eval_retrieval(passages, questions, limit, modes, no_spaces, encoder, db, as
 
     emit_result(evaluate_retrieval(passages, questions, db=db, limit=limit, modes=modes.split(","),
                                    no_spaces=no_spaces, encoder=encoder), as_json)
-
-
-def emit_result(result: dict, as_json: bool) -> None:
-    """An eval result: indented for reading, or one line with --json."""
-    if as_json:
-        emit(result)
-    else:
-        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
 @eval_group.command(name="qa")

@@ -73,8 +73,8 @@ SPAN_TREE_FILE = "reader_span.lgb.txt"
 _TRAILING_TAGS = ("J", "E", "VCP", "SF", "SP", "SE")
 _PREDICATE_STEMS = {"VV", "VA", "VX", "XSV", "XSA"}
 # an opening quote or title bracket and the one that closes it
-QUOTE_PAIRS = {"《": "》", "「": "」", "『": "』", "〈": "〉", "<": ">", '"': '"', "'": "'", "‘": "’", "“": "”"}
-BRACKET_PAIRS = {**QUOTE_PAIRS, "(": ")", "[": "]"}
+_QUOTE_PAIRS = {"《": "》", "「": "」", "『": "』", "〈": "〉", "<": ">", '"': '"', "'": "'", "‘": "’", "“": "”"}
+_BRACKET_PAIRS = {**_QUOTE_PAIRS, "(": ")", "[": "]"}
 
 
 # --------------------------------------------------------------------------- results
@@ -681,6 +681,12 @@ def with_era(p: PassageInfo, si: int, start: int) -> int:
     return start
 
 
+def _skip_spaces(text: str, i: int, end: int) -> int:
+    while i < end and text[i].isspace():
+        i += 1
+    return i
+
+
 def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
     """Cut what a subword span drags along around the answer: surrounding spaces, an opening
     bracket it does not close, a particle before it, and trailing particles, endings, the
@@ -690,18 +696,15 @@ def trim_span(p: PassageInfo, si: int, start: int, end: int) -> tuple[int, int]:
     내일은 없다`, not `… 없`)."""
     text = p.text
     morphs = p.sentences[si].morphs
-    while start < end and text[start].isspace():
-        start += 1
-    if start < end and (close := BRACKET_PAIRS.get(text[start])) and close not in text[start + 1:end]:
+    start = _skip_spaces(text, start, end)
+    if start < end and (close := _BRACKET_PAIRS.get(text[start])) and close not in text[start + 1:end]:
         start += 1  # `(1569년` -> `1569년`
-    close = QUOTE_PAIRS.get(text[start - 1]) if start > 0 else None
+    close = _QUOTE_PAIRS.get(text[start - 1]) if start > 0 else None
     if close and start < (c := text.find(close, start, end + 1)) <= end:
         return start, c
     for m in morphs:  # `씨네21의 주성철`: `의 주성철` -> `주성철`
         if m.start == start > 0 and m.end < end and m.tag.startswith("J") and not text[start - 1].isspace():
-            start = m.end
-            while start < end and text[start].isspace():
-                start += 1
+            start = _skip_spaces(text, m.end, end)
     for i in range(len(morphs) - 1, -1, -1):
         m = morphs[i]
         if m.end <= start or m.start >= end:
