@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from jisik.e5 import _dequantize  # noqa: E402
 from jisik.neural_reader import MATRICES, MAX_ANSWER_TOKENS, MODEL_DIR, MODEL_FILE  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED = 0, 1, 2, 3, 4
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED, JUDGED = 0, 1, 2, 3, 4, 5
 
 
 def log(*a):
@@ -313,6 +313,17 @@ def evaluate(torch, model, data: Data, K: int, pad: int, device, args) -> dict:
                     "val_auc_span": round(auc(np.array(pos_s), np.array(neg_s)), 4),
                     "val_auc_swapped_answerable": round(auc(np.array(pos), np.array(swap)), 4),
                     "val_auc_swapped_span": round(auc(np.array(pos_s), np.array(swap_s)), 4)})
+    judged = [g for g in range(len(data.groups)) if data.kind[g] == JUDGED and data.val[g]]
+    if judged:  # real users' validation questions: is one of the sentences read an answer?
+        scored = score_groups(torch, model, data, judged, K, pad, device, args.length_penalty)
+        answered = {g: data.has_answer(g) for g in judged}
+        for i, key in ((3, "answerable"), (2, "span")):
+            res[f"judged_val_auc_{key}"] = round(auc(np.array([x[i] for x in scored if answered[x[0]]]),
+                                                     np.array([x[i] for x in scored if not answered[x[0]]])), 4)
+        right = [span is not None and any(span[1] <= b and a <= span[2] for a, b in data.rows[data.groups[g][span[0]]][3])
+                 for g, span, _, _ in scored if answered[g]]  # the best span overlaps a judged answer
+        res.update(judged_val_questions=len(judged), judged_val_answered=int(sum(answered.values())),
+                   judged_val_span_overlaps_answer=round(100 * float(np.mean(right)), 2) if right else None)
     nm = [g for g in range(len(data.groups)) if data.kind[g] == NOMIRACL]
     scored = {g: (sl, a) for g, _, sl, a in score_groups(torch, model, data, nm, K, pad, device, args.length_penalty)}
     for name, sel in (("all", lambda g: True), ("test_half", lambda g: not data.cal[g])):
@@ -341,6 +352,9 @@ def main() -> None:
                     help="weight of article-removed groups in the answerable loss (0: leave them out)")
     ap.add_argument("--swapped-weight", type=float, default=0.0,
                     help="weight of subject-swapped groups (kind 4) in the answerable loss (0: leave them out)")
+    ap.add_argument("--judged-weight", type=float, default=0.0,
+                    help="weight of the judged real users' groups (kind 5) in the answerable loss (0: leave them out); "
+                         "those with an answering sentence also join the span loss")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -380,8 +394,9 @@ def main() -> None:
             model.head.bias.copy_(torch.from_numpy(init["head.b"].astype(np.float32)))
     K = args.sentences
     data_train = data.with_sentences(K)
-    weight_of = {ANSWERABLE: 1.0, ARTICLE_REMOVED: args.removed_weight, SWAPPED: args.swapped_weight}
-    train = [g for g in range(len(data.groups)) if weight_of.get(data.kind[g], 0) > 0 and not (args.holdout_val and data.val[g])]
+    weight_of = {ANSWERABLE: 1.0, ARTICLE_REMOVED: args.removed_weight, SWAPPED: args.swapped_weight, JUDGED: args.judged_weight}
+    train = [g for g in range(len(data.groups)) if weight_of.get(data.kind[g], 0) > 0
+             and not ((args.holdout_val or data.kind[g] == JUDGED) and data.val[g])]
     log(f"{len(train)} training groups ({sum(data.kind[g] == ANSWERABLE for g in train)} answerable), "
         f"pack {pack_meta}")
 
@@ -465,7 +480,7 @@ def main() -> None:
               "trained_on": f"{sum(data.kind[g] == ANSWERABLE for g in train)} KorQuAD dev questions outside "
                             "jisik.splits held-out" + (" and the validation articles" if args.holdout_val else ""),
               **{k: getattr(args, k) for k in ("sentences", "answerable_weight", "removed_weight", "swapped_weight", "dropout", "epochs",
-                                               "cloze_epochs", "lr", "groups", "seed")},
+                                               "cloze_epochs", "lr", "groups", "seed", "judged_weight")},
               **({"init": init_config, "tuned_from_init": {"first_tuned_layer": L0, "lora_rank": args.rank}} if init else {})}
     out = {"config": json.dumps(config), **factors}
     out["head.w"] = model.head.weight.detach().cpu().numpy()

@@ -33,6 +33,11 @@ Examples, one group of `--sentences` sentences per question, each read as
   Similar = `near`: nearest by the multilingual USE among the training questions' proper
   nouns and kowiki titles (the shipped reader's pack); `same-kind`: a kowiki title whose
   first sentence predicates the same noun (국가 for 국가; `SameKindNames`).
+- kind 5 (real users' judged, `--judged FILE --db STORE`): Mr. TyDi-ko questions with the
+  passages `ask` reads on the kowiki-20k store and the sentences judges said answer them
+  (`scripts/judge_passages.py`, docs/judging.md): the answering sentences, then the best-ranked
+  others; a question none of whose passages answers it is a group of negatives. Questions
+  whose id hashes into 1 of 5 (`judged_val`) are validation groups, never trained on.
 Answer positions are every occurrence of the answer string in a sentence (the gold
 occurrence first in the gold sentence).
 """
@@ -63,7 +68,7 @@ from jisik.read import Reader  # noqa: E402
 from jisik.reader_features import analyze_question  # noqa: E402
 from jisik.splits import article_title, is_heldout, is_heldout_passage, is_heldout_title  # noqa: E402
 
-ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED = 0, 1, 2, 3, 4
+ANSWERABLE, ARTICLE_REMOVED, NOMIRACL, CLOZE, SWAPPED, JUDGED = 0, 1, 2, 3, 4, 5
 
 # --------------------------------------------------------------------------- cloze pairs from kowiki
 
@@ -438,6 +443,59 @@ def add_swapped(pack: Pack, neighbours: EntityNeighbours | SameKindNames, weight
     return 1
 
 
+def judged_val(qid: str) -> bool:
+    return int(hashlib.sha1(("judged:" + qid).encode("utf-8")).hexdigest(), 16) % 5 == 0
+
+
+def add_judged(pack: Pack, weights, reader: Reader, labels: Path, db: Path, data: Path, K: int) -> dict:
+    """Kind 5 groups from the judged real users' questions, read again from the store they
+    were judged on; a question whose passages changed since (another store, another
+    retriever) is skipped, as are unsure and description-only ones."""
+    import judge_passages as jp
+
+    from jisik.app import Jisik
+
+    app = Jisik.open(db, create=False)
+    questions = {q["id"]: q["question"] for q in jp.judged_questions(data)}
+    counts = {"groups": 0, "answered": 0, "val": 0, "unsure_or_no_span": 0, "changed": 0}
+    for qid, rec in sorted(json.loads(labels.read_text(encoding="utf-8"))["questions"].items()):
+        if rec["unsure"] or rec["no_span"]:
+            counts["unsure_or_no_span"] += 1
+            continue
+        text = normalize(questions[qid]).strip()
+        hits = jp.read_hits(app, text) or []
+        if [(h.id, jp.text_hash(h.text)) for h in hits] != [(p["doc"], p["sha1"]) for p in rec["passages"]]:
+            counts["changed"] += 1
+            continue
+        infos = [reader.passage(h.text) for h in hits]
+        spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for a in rec["answers"]:
+            pi, si = a["passage"], a["sentence"]
+            s = infos[pi].sentences[si]
+            sentence = infos[pi].text[s.start:s.end]
+            at = spans.setdefault((pi, si), [])
+            if "start" in a:  # the judged place first, then the answer's other occurrences
+                a0 = a["start"] - hits[pi].start - s.start
+                answer = sentence[a0:a0 + a["end"] - a["start"]]
+                at += [o for o in [(a0, a0 + len(answer))] + occurrences(sentence, answer) if o not in at]
+        ranked = [(pi, si) for _, pi, si in reader.rank_sentences(reader.question(text), hits, infos)[1]]
+        answering = [x for x in spans if spans[x]][:K]
+        chosen = answering + [x for x in ranked if x not in spans][:K - len(answering)]
+        qtok = weights.tokenizer.tokenize(text)
+        rows = []
+        for pi, si in chosen:
+            s = infos[pi].sentences[si]
+            enc = encode_pair(weights, qtok, infos[pi].text[s.start:s.end], title_ids(weights, hits[pi].title))
+            if enc.context:
+                rows.append((enc, answer_positions(enc, spans.get((pi, si), []))))
+        val = judged_val(qid)
+        pack.add_group(rows, JUDGED, val)
+        counts["groups"] += 1
+        counts["answered"] += any(p for _, p in rows)
+        counts["val"] += val
+    return counts
+
+
 def base_weights(weights: E5Weights, used: np.ndarray) -> dict[str, np.ndarray]:
     """The encoder as the runtime sees it: 4-bit word rows (only those used), float tensors,
     and each layer's matrices as their raw 4-bit blocks (dequantised where they are used)."""
@@ -467,6 +525,9 @@ def main() -> None:
     ap.add_argument("--swap", choices=["near", "same-kind"],
                     help="also a subject-swapped group per question where one can be made (kind 4), the new name "
                          "near by USE or of the same kind (`SameKindNames`)")
+    ap.add_argument("--judged", help="also the judged real users' questions of this file (kind 5), "
+                                     "e.g. docs/results/real-users-passages-judged.json")
+    ap.add_argument("--db", default="/tmp/jisik-bench/kowiki20k-lex.db", help="the store --judged was judged on")
     ap.add_argument("--cloze-parts", default="00,01,02,03,04", help="which kowiki-2022-NN.jsonl.gz parts to read")
     args = ap.parse_args()
 
@@ -550,12 +611,15 @@ def main() -> None:
                 pack.add_group(rows, CLOZE)
                 made += 1
         log(f"{made} cloze groups ({time.time() - t0:.0f}s)")
+    if args.judged:
+        log(f"judged real users' groups: {add_judged(pack, weights, reader, Path(args.judged), Path(args.db), Path(args.data), K)}"
+            f" ({time.time() - t0:.0f}s)")
     arrays = pack.arrays()
     used = np.unique(np.r_[arrays["ids"], [weights.tokenizer.pad]])
     arrays.update(base_weights(weights, used))
     kinds = arrays["group_kind"]
     arrays["meta"] = np.array(json.dumps({
-        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(5)},
+        "sentences": K, "questions": len(train_q), "groups": {str(k): int((kinds == k).sum()) for k in range(6)},
         "val_groups": int(arrays["group_val"].sum()), "rows": len(arrays["row_ctx"])}))
     Path(args.pack).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.pack, **arrays)

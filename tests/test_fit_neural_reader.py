@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_neural_reader import (  # noqa: E402
-    ANSWERABLE, ARTICLE_REMOVED, CLOZE, NOMIRACL, SWAPPED, Pack, answer_positions, base_weights)
+    ANSWERABLE, ARTICLE_REMOVED, CLOZE, JUDGED, NOMIRACL, SWAPPED, Pack, answer_positions, base_weights)
 
 from jisik.e5 import load_weights  # noqa: E402
 from jisik.neural_reader import SpanModel, encode_pair, title_ids  # noqa: E402
@@ -47,8 +47,12 @@ def test_pack_fit_and_runtime_agree(tmp_path):
         pack.add_group([encode(w, q, sent), encode(w, q, other)], NOMIRACL, label=1)
         pack.add_group([encode(w, q, other)], NOMIRACL, label=0)
     pack.add_group([encode(w, "가람시 시청은 몇 년 문을 열었나?", CASES[0][1], "1987년")], CLOZE)
+    # judged real users' questions: one trained on (no sentence answers it), two validation ones, never trained on
+    pack.add_group([encode(w, CASES[0][4], CASES[0][3])], JUDGED)
+    pack.add_group([encode(w, CASES[1][0], CASES[1][1], CASES[1][2]), encode(w, CASES[1][0], CASES[1][3])], JUDGED, val=True)
+    pack.add_group([encode(w, CASES[1][4], CASES[1][1])], JUDGED, val=True)
     arrays = pack.arrays()
-    assert arrays["ans"].shape == (3, 2)  # one answer place per answering sentence, none elsewhere
+    assert arrays["ans"].shape == (4, 2)  # one answer place per answering sentence, none elsewhere
     arrays.update(base_weights(w, np.unique(np.r_[arrays["ids"], [w.tokenizer.pad]])))
     arrays["meta"] = np.array(json.dumps({"test": True}))
     np.savez(tmp_path / "pack.npz", **arrays)
@@ -57,13 +61,15 @@ def test_pack_fit_and_runtime_agree(tmp_path):
         [sys.executable, str(ROOT / "scripts" / "fit_neural_reader.py"), "--pack", str(tmp_path / "pack.npz"),
          "--out", str(tmp_path / "model"), "--first-tuned", "10", "--rank", "4", "--epochs", "100", "--lr", "2e-3",
          "--groups", "2", "--cloze-epochs", "20", "--cloze-groups", "4", "--sentences", "2", "--eval-sentences", "2", "--dropout", "0",
-         "--swapped-weight", "1"],
+         "--swapped-weight", "1", "--judged-weight", "1"],
         capture_output=True, text=True, check=True)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0.0 <= summary["nomiracl_all_auc_answerable"] <= 1.0  # NoMIRACL groups are scored, never trained on
-    # the cloze phase (one batch an epoch), then KorQuAD: 2 answerable + 2 subject-swapped groups, two batches an
-    # epoch (article-removed groups have weight 0 by default and stay out)
-    assert summary["steps"] == 20 + 2 * 100
+    # the cloze phase (one batch an epoch), then 2 answerable + 2 subject-swapped + 1 judged groups, three batches an
+    # epoch (article-removed groups have weight 0 by default and stay out, judged validation groups always)
+    assert summary["steps"] == 20 + 3 * 100
+    assert (summary["judged_val_questions"], summary["judged_val_answered"]) == (2, 1)
+    assert summary["judged_val_span_overlaps_answer"] == 100.0 and summary["judged_val_auc_answerable"] == 1.0
 
     model = SpanModel.load(tmp_path / "model")
     assert model.first_tuned == 10
