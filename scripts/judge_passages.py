@@ -16,13 +16,15 @@ which the reader does not answer with a span. For each, the passages `Jisik.ask`
 kowiki-20k store (docs/benchmarks.md §3): the top `READ_PASSAGES` hits, long ones cut to the
 window it reads, minus the KorQuAD held-out and validation articles (never trained on).
 
-`export` writes `batch_NN.md` (each passage's sentences numbered, for a judge) and
+`export` writes `batch_NN.md` (the 8 sentences the reader's sentence model ranks first over
+those passages, each with its title, numbered: the reader reads the first 5) and
 `instances.json` (what was shown, to check the judgements against) to `--out`, outside the
 repository. Judges follow docs/judging.md, "Judging passages". `add` checks every judgement
 (each question of the batch judged once, sentence numbers in range, the answer a substring of
 its sentence) and, with `--write`, stores `docs/results/real-users-passages-judged.json`: per
 question id, the passages read (document, version, window offsets, a hash of the text) and
-the answers (passage, sentence, document offsets); no question or passage text.
+the sentences shown (passage, sentence) and the answers (which of them, document offsets);
+no question or passage text.
 `scripts/train_neural_reader.py --judged` reads it back from the same store.
 """
 
@@ -46,6 +48,7 @@ from jisik.splits import is_heldout_title, miracl_half  # noqa: E402
 JUDGED = ROOT / "docs" / "results" / "real-users-passages-judged.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_DB = Path("/tmp/jisik-bench/kowiki20k-lex.db")
+SENTENCES = 8  # shown per question: the pack's group size (train_neural_reader --sentences)
 
 
 def text_hash(text: str) -> str:
@@ -88,29 +91,32 @@ def read_hits(app, question: str) -> list[Hit] | None:
     return [h for h in hits if is_trainable_title(h.title)]
 
 
-def instance(app, q: dict) -> dict | None:
+def instance(app, q: dict, sentences: int = SENTENCES) -> dict | None:
+    """What a judge sees of one question: the `sentences` best sentences of the passages
+    `ask` reads, ranked by the reader's sentence model (it reads the first few of them)."""
     text = normalize(q["question"]).strip()
     hits = read_hits(app, text)
     if not hits:
         return None
-    passages = []
-    for h in hits:
-        info = app.reader.passage(h.text)
-        passages.append({"doc": h.id, "version": h.version, "start": h.start, "end": h.end,
-                         "sha1": text_hash(h.text), "title": h.title,
-                         "sentences": [[s.start, s.end] for s in info.sentences], "text": h.text})
-    return {"qid": q["id"], "question": text, "passages": passages}
+    infos = [app.reader.passage(h.text) for h in hits]
+    ranked = app.reader.rank_sentences(app.reader.question(text), hits, infos)[1][:sentences]
+    passages = [{"doc": h.id, "version": h.version, "start": h.start, "end": h.end, "sha1": text_hash(h.text),
+                 "title": h.title, "text": h.text} for h in hits]
+    read = [[pi, si, infos[pi].sentences[si].start, infos[pi].sentences[si].end] for _, pi, si in ranked]
+    return {"qid": q["id"], "question": text, "passages": passages, "read": read}
+
+
+def sentence_text(it: dict, n: int) -> str:
+    pi, _, a, b = it["read"][n]
+    return it["passages"][pi]["text"][a:b]
 
 
 def batch_text(items: list[dict]) -> str:
     out = []
     for it in items:
-        out.append(f"## Q {it['qid']}: {it['question']}\n")
-        for pi, p in enumerate(it["passages"], 1):
-            out.append(f"[P{pi}] {p['title']}")
-            for si, (a, b) in enumerate(p["sentences"], 1):
-                out.append(f"  S{si}: {p['text'][a:b]}")
-            out.append("")
+        out.append(f"## Q {it['qid']}: {it['question']}")
+        for n, (pi, _, _, _) in enumerate(it["read"]):
+            out.append(f"S{n + 1}. [{it['passages'][pi]['title']}] {sentence_text(it, n)}")
         out.append("")
     return "\n".join(out)
 
@@ -153,32 +159,26 @@ def check(judgements: list[dict], items: dict[str, dict]) -> list[str]:
             problems.append(f"{qid}: judged twice")
         seen.add(qid)
         for a in j.get("judged", []):
-            p, s, answer = a.get("p"), a.get("s"), a.get("answer")
-            if not (isinstance(p, int) and 1 <= p <= len(it["passages"])):
-                problems.append(f"{qid}: no passage P{p}")
-                continue
-            psg = it["passages"][p - 1]
-            if not (isinstance(s, int) and 1 <= s <= len(psg["sentences"])):
-                problems.append(f"{qid}: P{p} has no sentence S{s}")
-                continue
-            lo, hi = psg["sentences"][s - 1]
-            if answer is not None and (not answer or answer not in psg["text"][lo:hi]):
-                problems.append(f"{qid}: {answer!r} is not in P{p} S{s}")
+            n, answer = a.get("s"), a.get("answer")
+            if not (isinstance(n, int) and 1 <= n <= len(it["read"])):
+                problems.append(f"{qid}: no sentence S{n}")
+            elif answer is not None and (not answer or answer not in sentence_text(it, n - 1)):
+                problems.append(f"{qid}: {answer!r} is not in S{n}")
     return problems
 
 
 def record(j: dict, it: dict) -> dict:
     answers = []
     for a in j.get("judged", []):
-        psg = it["passages"][a["p"] - 1]
-        lo, hi = psg["sentences"][a["s"] - 1]
-        row = {"passage": a["p"] - 1, "sentence": a["s"] - 1}
+        pi, _, lo, _ = it["read"][a["s"] - 1]
+        row = {"read": a["s"] - 1}
         if a.get("answer"):
-            k = psg["text"].index(a["answer"], lo)
-            row.update(start=psg["start"] + k, end=psg["start"] + k + len(a["answer"]))
+            k = it["passages"][pi]["start"] + lo + sentence_text(it, a["s"] - 1).index(a["answer"])
+            row.update(start=k, end=k + len(a["answer"]))
         answers.append(row)
     return {"passages": [{k: p[k] for k in ("doc", "version", "start", "end", "sha1")} for p in it["passages"]],
-            "answers": answers, "no_span": bool(j.get("no_span")), "unsure": bool(j.get("unsure"))}
+            "read": [[pi, si] for pi, si, _, _ in it["read"]], "answers": answers,
+            "no_span": bool(j.get("no_span")), "unsure": bool(j.get("unsure"))}
 
 
 def add(args: argparse.Namespace) -> None:

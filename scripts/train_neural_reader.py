@@ -33,10 +33,10 @@ Examples, one group of `--sentences` sentences per question, each read as
   Similar = `near`: nearest by the multilingual USE among the training questions' proper
   nouns and kowiki titles (the shipped reader's pack); `same-kind`: a kowiki title whose
   first sentence predicates the same noun (국가 for 국가; `SameKindNames`).
-- kind 5 (real users' judged, `--judged FILE --db STORE`): Mr. TyDi-ko questions with the
-  passages `ask` reads on the kowiki-20k store and the sentences judges said answer them
-  (`scripts/judge_passages.py`, docs/judging.md): the answering sentences, then the best-ranked
-  others; a question none of whose passages answers it is a group of negatives. Questions
+- kind 5 (real users' judged, `--judged FILE --db STORE`): Mr. TyDi-ko questions with the 8
+  sentences `ask` ranks first on the kowiki-20k store and which of them judges said answer it
+  (`scripts/judge_passages.py`, docs/judging.md): the answering sentences, then the others as
+  ranked; a question none of whose sentences answers it is a group of negatives. Questions
   whose id hashes into 1 of 5 (`judged_val`) are validation groups, never trained on.
 Answer positions are every occurrence of the answer string in a sentence (the gold
 occurrence first in the gold sentence).
@@ -447,7 +447,7 @@ def judged_val(qid: str) -> bool:
     return int(hashlib.sha1(("judged:" + qid).encode("utf-8")).hexdigest(), 16) % 5 == 0
 
 
-def add_judged(pack: Pack, weights, reader: Reader, labels: Path, db: Path, data: Path, K: int) -> dict:
+def add_judged(pack: Pack, weights, labels: Path, db: Path, data: Path) -> dict:
     """Kind 5 groups from the judged real users' questions, read again from the store they
     were judged on; a question whose passages changed since (another store, another
     retriever) is skipped, as are unsure and description-only ones."""
@@ -456,6 +456,7 @@ def add_judged(pack: Pack, weights, reader: Reader, labels: Path, db: Path, data
     from jisik.app import Jisik
 
     app = Jisik.open(db, create=False)
+    reader = app.reader
     questions = {q["id"]: q["question"] for q in jp.judged_questions(data)}
     counts = {"groups": 0, "answered": 0, "val": 0, "unsure_or_no_span": 0, "changed": 0}
     for qid, rec in sorted(json.loads(labels.read_text(encoding="utf-8"))["questions"].items()):
@@ -468,9 +469,10 @@ def add_judged(pack: Pack, weights, reader: Reader, labels: Path, db: Path, data
             counts["changed"] += 1
             continue
         infos = [reader.passage(h.text) for h in hits]
+        read = [tuple(x) for x in rec["read"]]
         spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for a in rec["answers"]:
-            pi, si = a["passage"], a["sentence"]
+            pi, si = read[a["read"]]
             s = infos[pi].sentences[si]
             sentence = infos[pi].text[s.start:s.end]
             at = spans.setdefault((pi, si), [])
@@ -478,9 +480,10 @@ def add_judged(pack: Pack, weights, reader: Reader, labels: Path, db: Path, data
                 a0 = a["start"] - hits[pi].start - s.start
                 answer = sentence[a0:a0 + a["end"] - a["start"]]
                 at += [o for o in [(a0, a0 + len(answer))] + occurrences(sentence, answer) if o not in at]
-        ranked = [(pi, si) for _, pi, si in reader.rank_sentences(reader.question(text), hits, infos)[1]]
-        answering = [x for x in spans if spans[x]][:K]
-        chosen = answering + [x for x in ranked if x not in spans][:K - len(answering)]
+        # answering sentences first (the fit may read fewer than K), then the others as ranked;
+        # a sentence judged to answer without a span is left out (neither positive nor negative)
+        answering = [x for x in read if spans.get(x)]
+        chosen = answering + [x for x in read if x not in spans]
         qtok = weights.tokenizer.tokenize(text)
         rows = []
         for pi, si in chosen:
@@ -612,7 +615,7 @@ def main() -> None:
                 made += 1
         log(f"{made} cloze groups ({time.time() - t0:.0f}s)")
     if args.judged:
-        log(f"judged real users' groups: {add_judged(pack, weights, reader, Path(args.judged), Path(args.db), Path(args.data), K)}"
+        log(f"judged real users' groups: {add_judged(pack, weights, Path(args.judged), Path(args.db), Path(args.data))}"
             f" ({time.time() - t0:.0f}s)")
     arrays = pack.arrays()
     used = np.unique(np.r_[arrays["ids"], [weights.tokenizer.pad]])
