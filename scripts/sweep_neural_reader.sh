@@ -3,7 +3,7 @@
 # last, see scripts/fit_neural_reader.py); models go to OUTDIR/<tag>/neural_reader.npz.
 #   scripts/sweep_neural_reader.sh ROUND PACK OUTDIR [python]
 # ROUND 1-6 are the sweeps in docs/reader.md ("GPU-trained variants", "Subject-swapped
-# negatives"), run on one H100 (~4 to ~6 minutes each); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
+# negatives"; 7-8, with the judged real users' passages, are prepared and not yet run), run on one H100 (~4 to ~6 minutes each); the shipped soup averages six of their fits (scripts/soup_neural_reader.py).
 # `val` runs leave the validation articles out and score them; `full` runs train on every
 # training question. No flags = v2's recipe.
 set -u
@@ -73,6 +73,29 @@ case $round in
   fit full-swap-cloze1-seed2 --cloze-epochs 1 --swapped-weight 1 --seed 2 &
   val all-r32-e4-swap2 $ALL --rank 32 --epochs 4 --swapped-weight 2 &
   val swap2-cloze1 --cloze-epochs 1 --swapped-weight 2 &
+  ;;
+7)
+  # judged real users' passages (kind 5) and same-kind swaps, not yet run on a GPU (docs/reader.md,
+  # "training on judged passages"; a pack built with --cloze 40000 --swap same-kind
+  # --judged docs/results/real-users-passages-judged.json): the soup's six recipes, full twins,
+  # and the validation twins of two of them (round 8 has the other four)
+  J="--swapped-weight 1 --judged-weight 2"
+  fit full-swap-j $J &
+  fit full-swap-cloze1-j --cloze-epochs 1 $J &
+  fit full-swap-cloze2-j --cloze-epochs 2 $J &
+  fit full-all-r32-e4-swap-j $ALL --rank 32 --epochs 4 $J &
+  fit full-all-r32-e4-aw1-swap-j $ALL --rank 32 --epochs 4 --answerable-weight 1.0 $J &
+  fit full-all-r16-aw1-swap-j $ALL --answerable-weight 1.0 $J &
+  val all-r32-e4-swap-j $ALL --rank 32 --epochs 4 $J &
+  val swap-cloze1-j --cloze-epochs 1 $J &
+  ;;
+8)
+  # the other four validation twins of round 7 (same pack)
+  J="--swapped-weight 1 --judged-weight 2"
+  val swap-j $J &
+  val swap-cloze2-j --cloze-epochs 2 $J &
+  val all-r32-e4-aw1-swap-j $ALL --rank 32 --epochs 4 --answerable-weight 1.0 $J &
+  val all-r16-aw1-swap-j $ALL --answerable-weight 1.0 $J &
   ;;
 *) echo "unknown round $round"; exit 2 ;;
 esac
