@@ -212,6 +212,7 @@ def _batch_lines(path):
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
+            item = None
             try:
                 item = json.loads(raw.decode("utf-8"))
                 if not isinstance(item, dict) or not isinstance(item.get("question"), str):
@@ -223,7 +224,8 @@ def _batch_lines(path):
                 yield item
             except (UnicodeDecodeError, ValueError) as exc:
                 click.echo(f"경고: {path}:{lineno}: {exc}", err=True)
-                yield {"id": str(lineno), "error": f"line {lineno}: {exc}"}
+                given = item.get("id") if isinstance(item, dict) else None  # so the error joins its input
+                yield {"id": str(lineno) if given is None else given, "error": f"line {lineno}: {exc}"}
 
 
 @main.command()

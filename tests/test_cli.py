@@ -59,10 +59,12 @@ def test_batch_search_one_line_per_input_with_candidates(tmp_path):
         "{broken",
         json.dumps({"id": "d", "question": "한라산", "as_of": "작년"}, ensure_ascii=False),
         json.dumps({"id": "e", "question": "한라산", "as_of": "2030-01-01"}, ensure_ascii=False),
+        json.dumps({"id": "f", "query": "한라산"}, ensure_ascii=False),  # bad, but it says its id
     ]) + "\n", encoding="utf-8")
     r = run("search", "--batch", batch, "-k", "2", "--db", db, "--json")
     out = lines(r.output)
-    assert [o["id"] for o in out] == ["a", "b", "3", "d", "e"]
+    assert [o["id"] for o in out] == ["a", "b", "3", "d", "e", "f"]
+    assert "line 6" in out[5]["error"] and "'question'" in out[5]["error"]
     assert "ISO date" in out[3]["error"] and out[4]["hits"][0]["id"] == "jeju"
     assert out[0]["hits"][0]["id"] == "jeju" and "latency_ms" in out[0]
     assert {h["id"] for h in out[1]["hits"]} <= {"seoul", "busan"}
