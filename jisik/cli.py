@@ -11,6 +11,7 @@ import click
 
 from .documents import InputError
 from .index import SAVE_MIN_NEW
+from .present import answer_lines, hit_json
 
 
 def db_option(f):
@@ -122,12 +123,12 @@ def search(query, k, batch, as_of, mode, db, as_json):
             def one(item):
                 hits, ms = timed_search(app.retriever, item["question"], k=k, mode=mode,
                                         candidate_ids=item.get("candidate_ids"), as_of=item.get("as_of") or as_of)
-                emit({"id": item["id"], "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
+                emit({"id": item["id"], "hits": [hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
             _run_batch(batch, one)
             return
         hits, ms = timed_search(app.retriever, query, k=k, mode=mode, as_of=as_of)
     if as_json:
-        emit({"query": query, "hits": [_hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
+        emit({"query": query, "hits": [hit_json(h) for h in hits], "latency_ms": round(ms, 2)})
         return
     if not hits:
         click.echo("검색 결과가 없습니다.")
@@ -174,23 +175,8 @@ def ask(question, batch, as_of, no_memory, min_confidence, db, as_json):
 
 
 def _print_answer(out: dict) -> None:
-    if out["abstained"]:
-        score = f" (신뢰도 {out['confidence']:.2f})" if out["confidence"] > 0 else ""  # none read: no score
-        click.echo(f"  답: {out.get('reason') or '근거를 찾지 못했습니다'}{score}")
-        for c in out["citations"]:  # yes/no or definition question: the sentences that bear on it
-            click.echo(f"  관련 문장: {c['sentence']} [{c['title'] or c['id']}]")
-        return
-    ev = out["evidence"]
-    date = f", {ev['published_at'][:10]} 기준" if ev.get("published_at") else ""
-    memo = " · 기억된 답변" if out.get("from_memory") else ""
-    click.echo(f"  답: {out['answer']} (신뢰도 {out['confidence']:.2f}{memo}, {out['latency_ms']:.0f} ms)")
-    click.echo(f"  근거: {ev['sentence']}")
-    click.echo(f"  출처: {ev['title'] or ev['id']} [{ev['id']} v{ev['version']}{date}]")
-
-
-def _hit_json(h) -> dict:
-    return {"id": h.id, "title": h.title, "score": round(h.score, 6), "text": h.text, "start": h.start,
-            "end": h.end, "version": h.version, "published_at": h.published_at}
+    for line in answer_lines(out):
+        click.echo(f"  {line}")
 
 
 def _run_batch(path, handle) -> None:
@@ -243,6 +229,29 @@ def stats(db, as_json):
               "memories": "기억된 답변", "bytes": "파일 크기(바이트)", "encoder": "인코더", "analyzer": "형태소 분석기"}
     for key, value in s.items():
         click.echo(f"{labels.get(key, key)}: {value}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to accept other machines.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@db_option
+def serve(host, port, db):
+    """Serve the HTTP API (/v1/ask, /v1/search, OpenAI-compatible /v1/chat/completions) and the page at /."""
+    from .api import make_server
+
+    app = open_app(db)
+    app.warm_up()
+    try:
+        server = make_server(app, host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc} (try another --port)") from None
+    click.echo(f"지식 서버: http://{host}:{server.server_port}/  (API: /v1/ask, /v1/chat/completions; 끝내려면 Ctrl+C)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @main.command()
