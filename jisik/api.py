@@ -1,0 +1,167 @@
+"""jisik over HTTP: the same `Jisik.ask` and search the CLI shells, for programs (JSON, an
+OpenAI-compatible chat endpoint that existing clients can point at) and people (a Korean page).
+
+Standard library only (`http.server`), so it runs offline wherever jisik runs. Requests are
+answered one at a time under a lock: the reader is CPU-bound, so on a small machine
+concurrency would only slow every answer down; scale out with more processes.
+
+    GET  /                     the page (질문하기)
+    POST /v1/ask               {"question", "as_of"?, "candidate_ids"?, "min_confidence"?, "use_memory"?}
+    GET  /v1/search?q=..&k=10&as_of=..
+    POST /v1/chat/completions  OpenAI's request shape; the last user message is the question
+    GET  /v1/models, /v1/stats
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlparse
+
+from .present import answer_lines, hit_json
+
+MODEL_NAME = "jisik"
+MAX_BODY_BYTES = 1 << 20
+
+
+class RequestError(ValueError):
+    """A request the client must fix: answered with 400 and the message."""
+
+
+def ask_request(app, body: dict) -> dict:
+    question = body.get("question")
+    if not isinstance(question, str):
+        raise RequestError("'question' must be a string")
+    cids = body.get("candidate_ids")
+    if cids is not None and not (isinstance(cids, list) and all(isinstance(c, str) for c in cids)):
+        raise RequestError("'candidate_ids' must be a list of strings")
+    mc = body.get("min_confidence")
+    if mc is not None and (isinstance(mc, bool) or not isinstance(mc, (int, float))):
+        raise RequestError("'min_confidence' must be a number between 0 and 1")
+    return app.ask(question, as_of=body.get("as_of"), candidate_ids=cids,
+                   use_memory=bool(body.get("use_memory", True)),
+                   min_confidence=None if mc is None else float(mc))
+
+
+def chat_question(body: dict) -> str:
+    """The text of the last user message (a string, or OpenAI's list of content parts)."""
+    if body.get("stream"):
+        raise RequestError("streaming is not supported: send \"stream\": false")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("'messages' must be a non-empty list of {\"role\", \"content\"}")
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            if isinstance(content, str):
+                return content
+            raise RequestError("the last user message has no text content")
+    raise RequestError("no message with role 'user'")
+
+
+def chat_completion(app, body: dict) -> dict:
+    """OpenAI's chat.completion object; `jisik` carries the structured answer (evidence,
+    citations, confidence) for clients that want more than the text."""
+    out = app.ask(chat_question(body))
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+        "model": MODEL_NAME,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "\n".join(answer_lines(out))},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "jisik": out,
+    }
+
+
+def search_request(app, query: dict[str, list[str]]) -> dict:
+    q = query.get("q", [""])[0]
+    try:
+        k = int(query.get("k", ["10"])[0])
+    except ValueError:
+        raise RequestError("'k' must be a whole number") from None
+    if not 1 <= k <= 1000:
+        raise RequestError("'k' must be between 1 and 1000")
+    hits = app.search(q, k, as_of=query.get("as_of", [None])[0])
+    return {"query": q, "hits": [hit_json(h) for h in hits]}
+
+
+def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    lock = threading.Lock()
+    page = resources.files("jisik").joinpath("page.html").read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "jisik"
+
+        def log_message(self, fmt, *args):  # quiet by default; errors still reach the client
+            pass
+
+        def _send(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, obj) -> None:
+            self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
+        def _error(self, status: int, message: str) -> None:
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            self._json(status, {"error": {"message": message, "type": kind}})
+
+        def _body(self) -> dict:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                raise RequestError(f"the request body is over {MAX_BODY_BYTES} bytes")
+            try:
+                body = json.loads(self.rfile.read(length).decode("utf-8") or "null")
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise RequestError(f"the body is not JSON: {exc}") from None
+            if not isinstance(body, dict):
+                raise RequestError("the body must be a JSON object")
+            return body
+
+        def _handle(self, route) -> None:
+            try:
+                with lock:
+                    self._json(HTTPStatus.OK, route())
+            except (RequestError, ValueError) as exc:  # InputError (a bad date, ...) is a ValueError
+                self._error(HTTPStatus.BAD_REQUEST, str(exc))
+            except Exception as exc:  # noqa: BLE001 - the client gets a message, the server stays up
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            if url.path in ("/", "/index.html"):
+                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            elif url.path == "/v1/search":
+                self._handle(lambda: search_request(app, parse_qs(url.query)))
+            elif url.path == "/v1/models":
+                self._json(HTTPStatus.OK, {"object": "list", "data": [{"id": MODEL_NAME, "object": "model",
+                                                                       "owned_by": "jisik"}]})
+            elif url.path == "/v1/stats":
+                self._handle(app.stats)
+            else:
+                self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {url.path}")
+
+        def do_POST(self) -> None:
+            routes = {"/v1/ask": ask_request, "/v1/chat/completions": chat_completion}
+            path = urlparse(self.path).path
+            if path not in routes:
+                self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {path}")
+                return
+            try:
+                body = self._body()
+            except RequestError as exc:
+                self._error(HTTPStatus.BAD_REQUEST, str(exc))
+                return
+            self._handle(lambda: routes[path](app, body))
+
+    return ThreadingHTTPServer((host, port), Handler)
