@@ -9,6 +9,7 @@ concurrency would only slow every answer down; scale out with more processes.
     POST /v1/ask               {"question", "as_of"?, "candidate_ids"?, "min_confidence"?, "use_memory"?}
     GET  /v1/search?q=..&k=10&as_of=..
     POST /v1/chat/completions  OpenAI's request shape; the last user message is the question
+                               ("stream": true gets OpenAI's server-sent chunks)
     GET  /v1/models, /v1/stats
 """
 
@@ -50,8 +51,6 @@ def ask_request(app, body: dict) -> dict:
 
 def chat_question(body: dict) -> str:
     """The text of the last user message (a string, or OpenAI's list of content parts)."""
-    if body.get("stream"):
-        raise RequestError("streaming is not supported: send \"stream\": false")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list of {\"role\", \"content\"}")
@@ -78,6 +77,15 @@ def chat_completion(app, body: dict) -> dict:
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         "jisik": out,
     }
+
+
+def chat_chunks(completion: dict) -> list[dict]:
+    """The completion as OpenAI's stream of chat.completion.chunk objects: the whole answer in
+    one delta (it exists only once the reader is done), then the stop."""
+    head = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    message = completion["choices"][0]["message"]
+    return [head | {"choices": [{"index": 0, "delta": message, "finish_reason": None}], "jisik": completion["jisik"]},
+            head | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
 
 
 def search_request(app, query: dict[str, list[str]]) -> dict:
@@ -162,6 +170,23 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTP
             except RequestError as exc:
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
                 return
+            if path == "/v1/chat/completions" and body.get("stream"):
+                self._stream(lambda: chat_chunks(chat_completion(app, body)))
+                return
             self._handle(lambda: routes[path](app, body))
+
+        def _stream(self, chunks) -> None:
+            """Server-sent events, as OpenAI streams; errors before the first event are plain 400s."""
+            try:
+                with lock:
+                    events = chunks()
+            except (RequestError, ValueError) as exc:
+                self._error(HTTPStatus.BAD_REQUEST, str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - as in _handle
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+                return
+            body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
+            self._send(HTTPStatus.OK, body.encode("utf-8"), "text/event-stream; charset=utf-8")
 
     return ThreadingHTTPServer((host, port), Handler)

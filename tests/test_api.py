@@ -82,7 +82,7 @@ def test_chat_completions_speaks_openais_shape(base):
     parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "KTX는 언제 개통했나?"}]}]}
     assert call(base, "/v1/chat/completions", parts)[1]["jisik"]["answer"] == "2004년 4월 1일"
     for bad, words in [({"messages": []}, "messages"), ({"messages": [{"role": "system", "content": "x"}]}, "'user'"),
-                       ({**body, "stream": True}, "streaming")]:
+                       ({"messages": [{"role": "user", "content": 7}]}, "no text")]:
         status, out = call(base, "/v1/chat/completions", bad)
         assert status == 400 and words in out["error"]["message"]
     assert call(base, "/v1/models")[1]["data"][0]["id"] == "jisik"
@@ -98,3 +98,15 @@ def test_search_and_stats(base):
 def test_the_page_is_korean_and_asks_the_api(base):
     status, page = call(base, "/")
     assert status == 200 and '<html lang="ko">' in page and "질문하기" in page and "/v1/ask" in page
+
+
+def test_chat_streams_as_openai_clients_expect(base):
+    body = {"stream": True, "messages": [{"role": "user", "content": "KTX는 언제 개통했나?"}]}
+    status, text = call(base, "/v1/chat/completions", body)
+    assert status == 200 and text.endswith("data: [DONE]\n\n")
+    events = [json.loads(line[6:]) for line in text.split("\n\n") if line.startswith("data: {")]
+    assert [e["object"] for e in events] == ["chat.completion.chunk"] * 2
+    assert events[0]["choices"][0]["delta"]["content"].startswith("답: 2004년 4월 1일")
+    assert events[-1]["choices"][0]["finish_reason"] == "stop" and events[0]["id"] == events[1]["id"]
+    status, out = call(base, "/v1/chat/completions", {"stream": True, "messages": []})
+    assert status == 400 and "messages" in out["error"]["message"]
