@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from common import REPO, add_kowiki_args, data_dir, open_kowiki, parser
 
@@ -33,6 +34,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from real_users import rank_auc  # noqa: E402
+
+from jisik.read import TOP_SENTENCES  # noqa: E402
 
 JUDGED = REPO / "docs" / "results" / "real-users-passages-judged.json"
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)  # what other thresholds would trade, on all questions
@@ -61,13 +64,14 @@ def is_right(record: dict, doc: str, start: int, end: int) -> bool:
 def summarise(rows: list[dict], threshold: float) -> dict:
     none = [r for r in rows if r["label"] == "none"]
     answerable = [r for r in rows if r["label"] == "answerable"]
-    answered = [r for r in rows if r["span"] and r["confidence"] >= threshold]
+    answers = lambda r: r["span"] and r["confidence"] >= threshold  # noqa: E731
+    answered = [r for r in rows if answers(r)]
     right = sum(r["right"] for r in answered)
     rate = lambda part, of: round(100 * part / of, 1) if of else None  # noqa: E731
     return {
         "questions": len(rows), "answerable": len(answerable), "none": len(none),
-        "hallucination_rate": rate(sum(r["span"] and r["confidence"] >= threshold for r in none), len(none)),
-        "error_rate": rate(sum(not (r["span"] and r["confidence"] >= threshold) for r in answerable), len(answerable)),
+        "hallucination_rate": rate(sum(map(answers, none)), len(none)),
+        "error_rate": rate(sum(not answers(r) for r in answerable), len(answerable)),
         "answered": len(answered), "right": right, "precision": rate(right, len(answered)),
         "confidence_auc_answerable": rank_auc([r["confidence"] if r["span"] else 0.0 for r in rows],
                                               [r["label"] == "answerable" for r in rows]),
@@ -87,17 +91,17 @@ def main() -> None:
     data = data_dir(args)
     app, db = open_kowiki(args)
     reader = app.reader
-    sentences_read = int(reader.neural_choice["sentences"]) if reader.neural is not None else 5
+    sentences_read = int(reader.neural_choice["sentences"]) if reader.neural is not None else TOP_SENTENCES
     questions = {q["id"]: q["question"] for q in jp.judged_questions(data)}
     rows, changed, left_out = [], 0, 0
-    for qid, record in sorted(json.loads(open(args.judged, encoding="utf-8").read())["questions"].items()):
+    for qid, record in sorted(json.loads(Path(args.judged).read_text(encoding="utf-8"))["questions"].items()):
         kind = label(record, sentences_read)
         if kind is None:
             left_out += 1
             continue
         text = normalize(questions[qid]).strip()
-        hits = jp.read_hits(app, text) or []
-        if [(h.id, jp.text_hash(h.text)) for h in hits] != [(p["doc"], p["sha1"]) for p in record["passages"]]:
+        hits = jp.judged_hits(app, text, record)
+        if hits is None:
             changed += 1
             continue
         answer = reader.answer(text, hits, 0.0)

@@ -38,13 +38,10 @@ def ask_request(app, body: dict) -> dict:
     question = body.get("question")
     if not isinstance(question, str):
         raise RequestError("'question' must be a string")
-    cids = body.get("candidate_ids")
-    if cids is not None and not (isinstance(cids, list) and all(isinstance(c, str) for c in cids)):
-        raise RequestError("'candidate_ids' must be a list of strings")
     mc = body.get("min_confidence")
     if mc is not None and (isinstance(mc, bool) or not isinstance(mc, (int, float))):
         raise RequestError("'min_confidence' must be a number between 0 and 1")
-    return app.ask(question, as_of=body.get("as_of"), candidate_ids=cids,
+    return app.ask(question, as_of=body.get("as_of"), candidate_ids=body.get("candidate_ids"),
                    use_memory=bool(body.get("use_memory", True)),
                    min_confidence=None if mc is None else float(mc))
 
@@ -136,14 +133,22 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTP
                 raise RequestError("the body must be a JSON object")
             return body
 
-        def _handle(self, route) -> None:
+        def _handle(self, route, respond=None) -> None:
+            """`route()` under the lock, its result sent by `respond` (JSON by default)."""
             try:
                 with lock:
-                    self._json(HTTPStatus.OK, route())
-            except (RequestError, ValueError) as exc:  # InputError (a bad date, ...) is a ValueError
+                    result = route()
+            except ValueError as exc:  # RequestError, InputError (a bad date, ...)
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
             except Exception as exc:  # noqa: BLE001 - the client gets a message, the server stays up
                 self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            else:
+                (respond or (lambda obj: self._json(HTTPStatus.OK, obj)))(result)
+
+        def _events(self, events: list[dict]) -> None:
+            """Server-sent events, as OpenAI streams them."""
+            body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
+            self._send(HTTPStatus.OK, body.encode("utf-8"), "text/event-stream; charset=utf-8")
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
@@ -171,22 +176,8 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTP
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
                 return
             if path == "/v1/chat/completions" and body.get("stream"):
-                self._stream(lambda: chat_chunks(chat_completion(app, body)))
+                self._handle(lambda: chat_chunks(chat_completion(app, body)), self._events)
                 return
             self._handle(lambda: routes[path](app, body))
-
-        def _stream(self, chunks) -> None:
-            """Server-sent events, as OpenAI streams; errors before the first event are plain 400s."""
-            try:
-                with lock:
-                    events = chunks()
-            except (RequestError, ValueError) as exc:
-                self._error(HTTPStatus.BAD_REQUEST, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - as in _handle
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
-                return
-            body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self._send(HTTPStatus.OK, body.encode("utf-8"), "text/event-stream; charset=utf-8")
 
     return ThreadingHTTPServer((host, port), Handler)

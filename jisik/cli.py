@@ -203,9 +203,6 @@ def _batch_lines(path):
                 item = json.loads(raw.decode("utf-8"))
                 if not isinstance(item, dict) or not isinstance(item.get("question"), str):
                     raise ValueError("expected an object with a 'question' string")
-                cids = item.get("candidate_ids")
-                if cids is not None and not (isinstance(cids, list) and all(isinstance(c, str) for c in cids)):
-                    raise ValueError("'candidate_ids' must be a list of strings")
                 item.setdefault("id", str(lineno))
                 yield item
             except (UnicodeDecodeError, ValueError) as exc:

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import numpy as np
 
-from .documents import Hit, end_of_day, parse_date
+from .documents import Hit, InputError, end_of_day, parse_date
 from .embed import Encoder, get_encoder
 from .index import PassageIndex, bigram_keys, letters_of, top_k
 from .korean import MAX_TEXT_CHARS, Analyzer, get_analyzer, normalize, terms_from_morphemes
@@ -86,6 +86,9 @@ class Retriever:
         return self._hits(positions, scores)
 
     def visible(self, candidate_ids: list[str] | None = None, as_of: str | None = None) -> np.ndarray:
+        if candidate_ids is not None and not (isinstance(candidate_ids, list)
+                                              and all(isinstance(c, str) for c in candidate_ids)):
+            raise InputError("'candidate_ids' must be a list of strings")
         return self.index.visible(
             as_of=as_of_epoch(as_of),
             doc_keys=self.store.doc_keys_for(candidate_ids) if candidate_ids is not None else None)

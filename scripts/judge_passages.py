@@ -91,6 +91,15 @@ def read_hits(app, question: str) -> list[Hit] | None:
     return [h for h in hits if is_trainable_title(h.title)]
 
 
+def judged_hits(app, question: str, record: dict) -> list[Hit] | None:
+    """The passages `ask` reads for `question` now, or None when they are not the ones its
+    judged `record` was made on (another store, another retriever)."""
+    hits = read_hits(app, question) or []
+    if [(h.id, text_hash(h.text)) for h in hits] != [(p["doc"], p["sha1"]) for p in record["passages"]]:
+        return None
+    return hits
+
+
 def instance(app, q: dict, sentences: int = SENTENCES) -> dict | None:
     """What a judge sees of one question: the `sentences` best sentences of the passages
     `ask` reads, ranked by the reader's sentence model (it reads the first few of them)."""

@@ -464,8 +464,8 @@ def add_judged(pack: Pack, weights, labels: Path, db: Path, data: Path) -> dict:
             counts["unsure_or_no_span"] += 1
             continue
         text = normalize(questions[qid]).strip()
-        hits = jp.read_hits(app, text) or []
-        if [(h.id, jp.text_hash(h.text)) for h in hits] != [(p["doc"], p["sha1"]) for p in rec["passages"]]:
+        hits = jp.judged_hits(app, text, rec)
+        if hits is None:
             counts["changed"] += 1
             continue
         infos = [reader.passage(h.text) for h in hits]
