@@ -15,8 +15,9 @@ from .present import answer_lines, hit_json
 
 
 def db_option(f):
-    return click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
-                        help="Store file (default: $JISIK_DB, else ~/.local/share/jisik/jisik.db).")(f)
+    return click.option("--db", "db", default=None, metavar="PATH|URL",
+                        help="Store: a SQLite file, or a postgresql:// URL "
+                             "(default: $JISIK_DB, else ~/.local/share/jisik/jisik.db).")(f)
 
 
 def json_option(f):
@@ -94,7 +95,7 @@ def ingest(paths, db, as_json, encoder, analyzer):
         r = report.to_json()
         click.echo(f"문서 {report.documents}건 처리 (추가 {r['added']}, 갱신 {r['updated']}, 변경 없음 {r['unchanged']}), "
                    f"패시지 {r['passages']}개, {r['seconds']}초 ({r['documents_per_s']} 문서/s, "
-                   f"{r['passages_per_s']} 패시지/s), 문제 {len(report.problems)}건 → {app.store.path}")
+                   f"{r['passages_per_s']} 패시지/s), 문제 {len(report.problems)}건 → {app.store.location}")
     app.close()
     if report.problems and report.documents == 0:
         sys.exit(1)

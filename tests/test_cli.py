@@ -8,6 +8,8 @@ from jisik.cli import main
 
 from .conftest import SAMPLE, write_jsonl
 
+BOTH_STORES = True
+
 
 def run(*args, env=None):
     result = CliRunner().invoke(main, list(map(str, args)), env=env, catch_exceptions=False)
@@ -18,8 +20,8 @@ def lines(output):
     return [json.loads(l) for l in output.splitlines() if l.startswith("{")]
 
 
-def test_ingest_search_stats_delete_history(tmp_path):
-    db = tmp_path / "cli.db"
+def test_ingest_search_ask_stats_delete_history(store_location):
+    db = store_location
     r = run("ingest", SAMPLE / "docs.jsonl", "--db", db, "--json")
     assert r.exit_code == 0, r.output
     assert lines(r.output)[0]["added"] == 10
@@ -31,6 +33,10 @@ def test_ingest_search_stats_delete_history(tmp_path):
 
     r = run("search", "한글을 만든 왕", "--db", db)
     assert r.exit_code == 0 and "한글" in r.output
+
+    r = run("ask", "KTX는 언제 개통했나?", "--db", db, "--json")
+    answer = lines(r.output)[0]
+    assert answer["answer"] == "2004년 4월 1일" and answer["evidence"]["id"] == "ktx"
 
     r = run("stats", "--db", db, "--json")
     assert lines(r.output)[0]["documents"] == 10

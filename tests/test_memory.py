@@ -7,6 +7,8 @@ from jisik.read import EMPTY_QUESTION, NO_CONTENT, model_fingerprint
 
 from .conftest import SAMPLE, doc
 
+BOTH_STORES = True
+
 RECORD_Q = "한빛 리그 한 시즌 최다 홈런 기록은 몇 개인가?"
 
 
@@ -85,12 +87,12 @@ def test_no_memory_flag_always_reads(sample_app):
     assert not sample_app.ask(RECORD_Q, use_memory=False)["from_memory"]
 
 
-def test_a_new_reader_forgets_what_the_old_one_remembered(sample_app, tmp_path):
+def test_a_new_reader_forgets_what_the_old_one_remembered(sample_app, store_location):
     """Remembered answers are the installed reader's: after an upgrade (new weights, a new
     calibration) the same store answers afresh, in the new reader's words and scale."""
     sample_app.ask(RECORD_Q)
     assert sample_app.ask(RECORD_Q)["from_memory"] and sample_app.store.stats()["memories"] == 1
-    db = sample_app.store.path
+    db = store_location
     sample_app.close()
     reopened = Jisik.open(db)
     assert reopened.ask(RECORD_Q)["from_memory"]  # same reader: the memory holds
@@ -130,8 +132,8 @@ def test_recreated_document_is_answerable_again(sample_app):
     assert again["answer"] == "2004년 4월 1일" and again["evidence"]["version"] == 2
 
 
-def test_concurrent_ingest_and_ask_never_serve_a_stale_answer(tmp_path):
-    db = tmp_path / "c.db"
+def test_concurrent_ingest_and_ask_never_serve_a_stale_answer(store_location):
+    db = store_location
     writer = Jisik.open(db)
     writer.ingest_documents([doc("rec", "한빛 리그 최다 홈런 기록은 50개이다.", title="기록")])
     reader = Jisik.open(db)

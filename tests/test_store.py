@@ -8,6 +8,8 @@ from jisik.korean import get_analyzer
 
 from .conftest import doc
 
+BOTH_STORES = True
+
 
 def test_db_location_precedence(tmp_path, monkeypatch):
     from jisik.store import resolve_db_path
@@ -70,10 +72,10 @@ def test_chunks_follow_sentences_and_keep_offsets():
         assert c.text.endswith(".")
 
 
-def test_store_pins_its_encoder(tmp_path):
-    Jisik.open(tmp_path / "x.db", encoder="none").close()
+def test_store_pins_its_encoder(store_location):
+    Jisik.open(store_location, encoder="none").close()
     with pytest.raises(ValueError, match="built with encoder 'none'"):
-        Jisik.open(tmp_path / "x.db", encoder="use")
+        Jisik.open(store_location, encoder="use")
 
 
 @pytest.mark.parametrize("record, message", [
@@ -115,17 +117,18 @@ def test_reading_window_keeps_document_offsets():
     assert text[w.start - 10:w.end - 10] == w.text
 
 
-def test_id_lists_longer_than_sqlites_parameter_limit_are_sent_in_parts(app, monkeypatch):
+def test_id_lists_longer_than_sqlites_parameter_limit_are_sent_in_parts(tmp_path, monkeypatch):
     """A 100k-article store has 340k passages; one `IN (...)` with all of them fails."""
     import sqlite3
 
     import jisik.store.sqlite as sqlite_store
 
+    app = Jisik.open(tmp_path / "limit.db")
     app.ingest_documents([doc(f"d{i}", f"{i}번 문서는 시험용 문장이다.") for i in range(12)])
     store = app.store
-    store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+    store._connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
     monkeypatch.setattr(sqlite_store, "PARAMETER_CHUNK", 4)
-    passage_ids = [int(r[0]) for r in store._conn.execute("SELECT passage_id FROM passages")]
+    passage_ids = [int(r[0]) for r in store._connection().execute("SELECT passage_id FROM passages")]
     assert len(passage_ids) == 12
     details = store.passage_details(passage_ids)
     assert sorted(details) == sorted(passage_ids)

@@ -1,6 +1,7 @@
 """Storage of document versions, passages, vectors and remembered answers.
 
-`Store` is the contract; `SQLiteStore` is the embedded default (one file, WAL).
+`Store` is the contract; `SQLiteStore` is the embedded default (one file, WAL) and
+`PostgresStore` the scale-out one; both run the same queries (`sql.SQLStore`).
 Versions are append-only: a changed document gets a new version and the old one is
 closed (`valid_to`), never overwritten, so as-of queries and audits stay possible and the
 search index only ever grows.
@@ -109,8 +110,16 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def location(self) -> str: ...
 
-def open_store(path: str | os.PathLike | None = None, *, create: bool = True) -> "Store":
+
+def open_store(location: str | os.PathLike | None = None, *, create: bool = True) -> "Store":
+    """A postgresql:// URL opens the scale-out store; anything else names a SQLite file."""
+    from .postgres import PostgresStore, is_postgres_url
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(resolve_db_path(path), create=create)
+    chosen = str(location or os.environ.get("JISIK_DB") or "")
+    if is_postgres_url(chosen):
+        return PostgresStore(chosen, create=create)
+    return SQLiteStore(resolve_db_path(location), create=create)
