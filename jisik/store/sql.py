@@ -25,6 +25,65 @@ SCHEMA_VERSION = 1
 PASSAGE_PAGE = 5000
 
 
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    doc_key {key},
+    doc_id TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS versions (
+    version_key {key},
+    doc_key {ref} NOT NULL REFERENCES docs(doc_key),
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    url TEXT,
+    published_at TEXT,
+    metadata TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    valid_from TEXT NOT NULL,
+    valid_to TEXT,
+    UNIQUE (doc_key, version)
+);
+CREATE INDEX IF NOT EXISTS versions_current ON versions(doc_key) WHERE valid_to IS NULL;
+CREATE TABLE IF NOT EXISTS passages (
+    passage_id {key},
+    version_key {ref} NOT NULL REFERENCES versions(version_key),
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    terms TEXT NOT NULL,
+    vector {blob}
+);
+CREATE INDEX IF NOT EXISTS passages_version ON passages(version_key);
+CREATE TABLE IF NOT EXISTS memories (
+    memory_id {key},
+    question TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    terms TEXT NOT NULL,
+    key_terms TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    watermark {ref} NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_signature ON memories(signature);
+CREATE TABLE IF NOT EXISTS memory_sources (
+    memory_id {ref} NOT NULL REFERENCES memories(memory_id) ON DELETE CASCADE,
+    doc_key {ref} NOT NULL,
+    version_key {ref} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memory_sources_doc ON memory_sources(doc_key);
+CREATE INDEX IF NOT EXISTS memory_sources_memory ON memory_sources(memory_id);
+"""
+
+
+def schema(*, key: str, ref: str, blob: str) -> str:
+    """The tables in a dialect's types: `key` an auto-numbered primary key, `ref` a column
+    holding one, `blob` bytes. One definition, so the two stores keep the same columns."""
+    return TABLES.format(key=key, ref=ref, blob=blob)
+
+
 def to_epoch(value: str | None) -> float:
     if value is None:
         return float("inf")

@@ -13,59 +13,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..documents import InputError
-from .sql import SQLStore
+from .sql import SQLStore, schema
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS docs (
-    doc_key INTEGER PRIMARY KEY,
-    doc_id TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS versions (
-    version_key INTEGER PRIMARY KEY,
-    doc_key INTEGER NOT NULL REFERENCES docs(doc_key),
-    version INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    text TEXT NOT NULL,
-    url TEXT,
-    published_at TEXT,
-    metadata TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    ingested_at TEXT NOT NULL,
-    valid_from TEXT NOT NULL,
-    valid_to TEXT,
-    UNIQUE (doc_key, version)
-);
-CREATE INDEX IF NOT EXISTS versions_current ON versions(doc_key) WHERE valid_to IS NULL;
-CREATE TABLE IF NOT EXISTS passages (
-    passage_id INTEGER PRIMARY KEY,
-    version_key INTEGER NOT NULL REFERENCES versions(version_key),
-    seq INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    terms TEXT NOT NULL,
-    vector BLOB
-);
-CREATE INDEX IF NOT EXISTS passages_version ON passages(version_key);
-CREATE TABLE IF NOT EXISTS memories (
-    memory_id INTEGER PRIMARY KEY,
-    question TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    terms TEXT NOT NULL,
-    key_terms TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    watermark INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS memories_signature ON memories(signature);
-CREATE TABLE IF NOT EXISTS memory_sources (
-    memory_id INTEGER NOT NULL REFERENCES memories(memory_id) ON DELETE CASCADE,
-    doc_key INTEGER NOT NULL,
-    version_key INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS memory_sources_doc ON memory_sources(doc_key);
-CREATE INDEX IF NOT EXISTS memory_sources_memory ON memory_sources(memory_id);
-"""
+SCHEMA = schema(key="INTEGER PRIMARY KEY", ref="INTEGER", blob="BLOB")
 
 
 class SQLiteStore(SQLStore):
